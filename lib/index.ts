@@ -1,0 +1,6 @@
+// Public exports only.
+export type { DType } from './dtype.js';
+export { Tensor, tensor, zeros, full, type TensorData, type TensorOptions } from './tensor.js';
+export { devices, cudaStatus, synchronize, memory, type DeviceInfo } from './device.js';
+export { matmul, type MatmulOptions } from './ops/matmul.js';
+export { add, mul, rmsNorm, siluMul, embedding, softmax, argmax } from './ops/elementwise.js';

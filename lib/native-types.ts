@@ -1,0 +1,54 @@
+// The one typed contract between TypeScript and the native addon (native/napi/).
+// Every function here is implemented in C++; TS callers validate arguments first.
+
+export type DType = 'f32' | 'f16' | 'bf16' | 'i8' | 'i32';
+
+/** Opaque native tensor handle (an ObjectWrap around a ref-counted device buffer). */
+export interface NativeTensor {
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+export interface NativeDeviceInfo {
+  name: string;
+  kind: 'cpu' | 'simt' | 'cuda';
+  detail: string;
+  threads: number;
+  totalMemory: number;
+}
+
+export interface NativeCudaStatus {
+  compiled: boolean;
+  available: boolean;
+  deviceCount: number;
+  reason?: string;
+}
+
+export interface NativeAddon {
+  NativeTensor: new () => NativeTensor;
+  fromBuffer(
+    data: Float32Array | Int8Array | Int32Array | Uint16Array,
+    dataDtype: DType,
+    shape: number[],
+    dtype: DType,
+    device: string,
+  ): NativeTensor;
+  full(shape: number[], dtype: DType, device: string, value: number): NativeTensor;
+  /** f32 bytes for float dtypes, raw bytes for i8/i32. */
+  toArray(t: NativeTensor): Promise<ArrayBuffer>;
+  synchronize(device: string): Promise<void>;
+  reshape(t: NativeTensor, shape: number[]): NativeTensor;
+  to(t: NativeTensor, device: string): NativeTensor;
+  cast(t: NativeTensor, dtype: DType): NativeTensor;
+  devices(): NativeDeviceInfo[];
+  cudaStatus(): NativeCudaStatus;
+  memory(): { tensors: number; bytes: Record<string, number> };
+
+  matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
+  binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;
+  rmsNorm(x: NativeTensor, w: NativeTensor, eps: number): NativeTensor;
+  siluMul(gate: NativeTensor, up: NativeTensor): NativeTensor;
+  embedding(table: NativeTensor, ids: NativeTensor): NativeTensor;
+  softmax(x: NativeTensor): NativeTensor;
+  argmax(x: NativeTensor): NativeTensor;
+}

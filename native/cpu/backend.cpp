@@ -1,0 +1,58 @@
+// The cpu device: host memory, ops from cpu/*.cpp on the persistent thread pool.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/device.h"
+#include "cpu/isa.h"
+#include "cpu/ops.h"
+#include "cpu/threadpool.h"
+
+namespace llmk {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  DeviceInfo info() const override {
+    DeviceInfo d;
+    d.name = "cpu";
+    d.kind = "cpu";
+    d.detail = cpu::isa_name(cpu::isa());
+    d.threads = cpu_pool().size();
+    return d;
+  }
+  void* alloc(size_t bytes) override {
+    // 64-byte alignment: one cache line / one zmm register.
+    void* p = nullptr;
+    const size_t n = (bytes + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0 || !p)
+      fail(ErrorKind::RangeError, "cpu: out of memory allocating ", bytes, " bytes");
+    return p;
+  }
+  void free(void* p, size_t) noexcept override { std::free(p); }
+  bool host_accessible() const override { return true; }
+  void copy_from_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  void copy_to_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  void copy_device(void* dst, const void* src, size_t n) override { std::memmove(dst, src, n); }
+  void synchronize() override {}
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) override {
+    cpu::matmul(x, w, bias, y);
+  }
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override { cpu::binary(op, a, b, y); }
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
+    cpu::rms_norm(x, w, eps, y);
+  }
+  void silu_mul(const Tensor& g, const Tensor& u, const Tensor& y) override { cpu::silu_mul(g, u, y); }
+  void embedding(const Tensor& t, const Tensor& ids, const Tensor& y) override { cpu::embedding(t, ids, y); }
+  void softmax(const Tensor& x, const Tensor& y) override { cpu::softmax(x, y); }
+  void argmax(const Tensor& x, const Tensor& y) override { cpu::argmax(x, y); }
+  void cast(const Tensor& x, const Tensor& y) override { cpu::cast(x, y); }
+  void fill(const Tensor& y, double v) override { cpu::fill(y, v); }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> create_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace llmk

@@ -1,0 +1,176 @@
+// The small ops a decoder needs, on the cpu device: f32 math whatever the storage
+// dtype, rows spread over the pool. Memory-bound; the compiler vectorizes the f32
+// inner loops.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "cpu/convert.h"
+#include "cpu/ops.h"
+#include "cpu/threadpool.h"
+
+namespace llmk::cpu {
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;  // elements: below this one thread is faster
+
+// Converts a row segment to f32 in `buf` (or points at it directly when f32).
+inline const float* as_f32(const void* p, DType t, int64_t off, int64_t n, float* buf) {
+  if (t == DType::F32) return static_cast<const float*>(p) + off;
+  for (int64_t i = 0; i < n; ++i) buf[i] = load_f32(p, t, off + i);
+  return buf;
+}
+inline void from_f32(void* p, DType t, int64_t off, int64_t n, const float* v) {
+  if (t == DType::F32) {
+    if (static_cast<float*>(p) + off != v) std::memcpy(static_cast<float*>(p) + off, v, n * 4);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) store_f32(p, t, off + i, v[i]);
+}
+
+// Runs fn(row) for rows [0, rows), rows of `cols` elements, spread over the pool.
+template <class F>
+void for_rows(int64_t rows, int64_t cols, F&& fn) {
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1));
+  cpu_pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    std::vector<float> s0(cols), s1(cols), s2(cols);
+    for (int64_t r = b; r < e; ++r) fn(r, s0.data(), s1.data(), s2.data());
+  });
+}
+
+}  // namespace
+
+// Flat loop over [0, n) in segments of <= kSeg elements that do not cross a row of
+// the broadcast operand (period `period`); fn(offset, period_offset, len, scratch...).
+template <class F>
+void for_segments(int64_t n, int64_t period, F&& fn) {
+  constexpr int64_t kSeg = 4096;
+  cpu_pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    std::vector<float> s0(kSeg), s1(kSeg), s2(kSeg);
+    for (int64_t i = b; i < e;) {
+      const int64_t p = i % period, len = std::min({e - i, kSeg, period - p});
+      fn(i, p, len, s0.data(), s1.data(), s2.data());
+      i += len;
+    }
+  });
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) {
+  for_segments(a.numel(), b.numel(), [&](int64_t off, int64_t boff, int64_t len, float* s0, float* s1, float* s2) {
+    const float* av = as_f32(a.raw(), a.dtype, off, len, s0);
+    const float* bv = as_f32(b.raw(), b.dtype, boff, len, s1);
+    if (op == BinaryOp::Add)
+      for (int64_t i = 0; i < len; ++i) s2[i] = av[i] + bv[i];
+    else
+      for (int64_t i = 0; i < len; ++i) s2[i] = av[i] * bv[i];
+    from_f32(y.raw(), y.dtype, off, len, s2);
+  });
+}
+
+void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) {
+  const int64_t cols = w.numel(), rows = x.numel() / cols;
+  for_rows(rows, cols, [&](int64_t r, float* s0, float* s1, float* s2) {
+    const float* xv = as_f32(x.raw(), x.dtype, r * cols, cols, s0);
+    const float* wv = as_f32(w.raw(), w.dtype, 0, cols, s1);
+    double ss = 0;  // f64 sum: a long row of f32 squares loses digits otherwise
+    for (int64_t i = 0; i < cols; ++i) ss += double(xv[i]) * xv[i];
+    const float inv = float(1.0 / std::sqrt(ss / double(cols) + double(eps)));
+    for (int64_t i = 0; i < cols; ++i) s2[i] = xv[i] * inv * wv[i];
+    from_f32(y.raw(), y.dtype, r * cols, cols, s2);
+  });
+}
+
+void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& y) {
+  const int64_t n = gate.numel();
+  for_segments(n, n, [&](int64_t off, int64_t, int64_t len, float* s0, float* s1, float* s2) {
+    const float* g = as_f32(gate.raw(), gate.dtype, off, len, s0);
+    const float* u = as_f32(up.raw(), up.dtype, off, len, s1);
+    for (int64_t i = 0; i < len; ++i) s2[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+    from_f32(y.raw(), y.dtype, off, len, s2);
+  });
+}
+
+void embedding(const Tensor& table, const Tensor& ids, const Tensor& y) {
+  const int64_t vocab = table.dim(0), cols = table.numel() / vocab, T = ids.numel();
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t t = 0; t < T; ++t)
+    LLMK_CHECK(id[t] >= 0 && id[t] < vocab, RangeError, "embedding: expected ids in [0, ", vocab,
+               ") but ids[", t, "] = ", id[t]);
+  const size_t row_bytes = size_t(cols) * dtype_size(table.dtype);
+  if (table.dtype == y.dtype) {
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(y.data<char>() + t * row_bytes, table.data<char>() + size_t(id[t]) * row_bytes, row_bytes);
+    return;
+  }
+  for_rows(T, cols, [&](int64_t t, float* s0, float*, float*) {
+    const float* v = as_f32(table.raw(), table.dtype, int64_t(id[t]) * cols, cols, s0);
+    from_f32(y.raw(), y.dtype, t * cols, cols, v);
+  });
+}
+
+void softmax(const Tensor& x, const Tensor& y) {
+  const int64_t cols = x.dim(-1), rows = cols ? x.numel() / cols : 0;
+  for_rows(rows, cols, [&](int64_t r, float* s0, float*, float* s2) {
+    const float* v = as_f32(x.raw(), x.dtype, r * cols, cols, s0);
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < cols; ++i) mx = std::max(mx, v[i]);
+    if (mx == -INFINITY) mx = 0.f;  // all -inf: exp gives 0s, sum 0 -> NaN like torch
+    double sum = 0;
+    for (int64_t i = 0; i < cols; ++i) {
+      s2[i] = std::exp(v[i] - mx);
+      sum += s2[i];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < cols; ++i) s2[i] *= inv;
+    from_f32(y.raw(), y.dtype, r * cols, cols, s2);
+  });
+}
+
+void argmax(const Tensor& x, const Tensor& y) {
+  const int64_t cols = x.dim(-1), rows = cols ? x.numel() / cols : 0;
+  int32_t* out = y.data<int32_t>();
+  for_rows(rows, cols, [&](int64_t r, float* s0, float*, float*) {
+    const float* v = as_f32(x.raw(), x.dtype, r * cols, cols, s0);
+    int64_t best = 0;
+    for (int64_t i = 1; i < cols; ++i) {
+      if (std::isnan(v[best])) break;
+      if (std::isnan(v[i]) || v[i] > v[best]) best = i;
+    }
+    out[r] = int32_t(best);
+  });
+}
+
+void cast(const Tensor& x, const Tensor& y) {
+  if (x.dtype == y.dtype) {
+    std::memmove(y.raw(), x.raw(), x.nbytes());
+    return;
+  }
+  const int64_t n = x.numel();
+  cpu_pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    if (x.dtype == DType::I32 && y.dtype == DType::I8) {  // exact integer path
+      for (int64_t i = b; i < e; ++i) y.data<int8_t>()[i] = saturate_int<int8_t>(x.data<int32_t>()[i]);
+      return;
+    }
+    for (int64_t i = b; i < e; ++i) store_f32(y.raw(), y.dtype, i, load_f32(x.raw(), x.dtype, i));
+  });
+}
+
+void fill(const Tensor& y, double value) {
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  const size_t es = dtype_size(y.dtype);
+  unsigned char pattern[4];
+  if (y.dtype == DType::I32) {
+    const int32_t v = saturate_int<int32_t>(value);
+    std::memcpy(pattern, &v, 4);
+  } else {
+    store_f32(pattern, y.dtype, 0, float(value));
+  }
+  cpu_pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    char* p = y.data<char>();
+    for (int64_t i = b; i < e; ++i) std::memcpy(p + i * es, pattern, es);
+  });
+}
+
+}  // namespace llmk::cpu

@@ -1,0 +1,18 @@
+// CPU op entry points (one .cpp per op family). Called by the cpu backend on the
+// device worker; they spread work over cpu_pool().
+#pragma once
+#include "llmk/backend.h"
+
+namespace llmk::cpu {
+
+void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y);
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y);
+void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y);
+void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& y);
+void embedding(const Tensor& table, const Tensor& ids, const Tensor& y);
+void softmax(const Tensor& x, const Tensor& y);
+void argmax(const Tensor& x, const Tensor& y);
+void cast(const Tensor& x, const Tensor& y);
+void fill(const Tensor& y, double value);
+
+}  // namespace llmk::cpu

@@ -1,0 +1,65 @@
+// The one interface every backend (cpu, simt, cuda) implements. Ops receive tensors
+// that the binding layer has already validated (shapes, dtypes, same device) and an
+// output it has allocated; a backend checks only what it alone knows (e.g. a kernel's
+// alignment needs). All op methods run on the device's worker thread in stream order.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "llmk/tensor.h"
+
+namespace llmk {
+
+enum class BinaryOp { Add, Mul };
+
+struct DeviceInfo {
+  std::string name;     // "cpu", "simt", "cuda:0"
+  std::string kind;     // "cpu" | "simt" | "cuda"
+  std::string detail;   // ISA, GPU name, ...
+  int threads = 0;      // worker threads used for compute (cpu/simt)
+  size_t total_memory = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceInfo info() const = 0;
+
+  // Memory. alloc throws llmk::Error on failure; free never throws.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void free(void* p, size_t bytes) noexcept = 0;
+  // True when device memory is plain host memory (cpu, simt): the binding layer
+  // may then fill a fresh tensor directly from the JS thread.
+  virtual bool host_accessible() const = 0;
+  // Stream-ordered copies (called on the worker thread).
+  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_device(void* dst, const void* src, size_t bytes) = 0;
+  // Waits until all work issued by this backend is complete (no-op for cpu).
+  virtual void synchronize() = 0;
+
+  // ---- ops (shapes as in DESIGN §4; all tensors contiguous) ----
+  // y[M,N] = x[M,K] · w[N,K]^T (+ bias[N]); x, w, bias, y share one float dtype.
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) = 0;
+  // y = a op b; b has a.numel() elements or broadcasts over the leading dims of a
+  // (b.numel() divides a.numel() and equals the product of a's trailing dims).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) = 0;
+  // y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w   (rows = numel / w.numel)
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) = 0;
+  // y = silu(gate) * up
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& y) = 0;
+  // y[t,:] = table[ids[t],:]. ids (i32) live on the device, so only the backend can
+  // see them: an id outside [0, rows) throws llmk::Error (reported at the next sync).
+  virtual void embedding(const Tensor& table, const Tensor& ids, const Tensor& y) = 0;
+  // softmax over the last dim, f32 math
+  virtual void softmax(const Tensor& x, const Tensor& y) = 0;
+  // y[r] = index of the first maximum of x[r,:] (i32); NaN counts as the maximum
+  virtual void argmax(const Tensor& x, const Tensor& y) = 0;
+  // y = x converted to y.dtype (same numel); round-to-nearest-even, float->int saturates
+  virtual void cast(const Tensor& x, const Tensor& y) = 0;
+  // y[:] = value converted to y.dtype
+  virtual void fill(const Tensor& y, double value) = 0;
+};
+
+}  // namespace llmk

@@ -1,0 +1,12 @@
+// Registration only: each op family registers its own functions.
+#include "napi/tensor_handle.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  llmk::napi::init_tensor_functions(env, exports);
+  llmk::napi::init_basic_ops(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(llmk, Init)
