@@ -43,6 +43,8 @@ export interface NativeAddon {
   devices(): NativeDeviceInfo[];
   cudaStatus(): NativeCudaStatus;
   memory(): { tensors: number; bytes: Record<string, number> };
+  /** Test hook: force the cpu ISA for later ops; returns the ISA in effect (clamped to the CPU). */
+  setCpuIsa(isa: 'avx512' | 'avx2' | 'scalar'): string;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;

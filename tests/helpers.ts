@@ -88,3 +88,6 @@ export function compare(a: ArrayLike<number>, ref: ArrayLike<number>): ErrorStat
   }
   return { maxAbs, relNorm: Math.sqrt(num / Math.max(den, 1e-300)), nonFinite };
 }
+
+/** CPU ISAs this machine supports, best first (tests loop over them with setCpuIsa). */
+export { native as nativeForTests } from '../lib/native.js';

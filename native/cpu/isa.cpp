@@ -2,6 +2,7 @@
 
 #include <cpuid.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,8 +50,9 @@ const char* isa_name(Isa i) {
   return "?";
 }
 
-Isa isa() {
-  static const Isa chosen = [] {
+namespace {
+Isa initial_isa() {
+  return [] {
     const Isa best = best_supported_isa();
     const char* e = std::getenv("LLMK_CPU_ISA");
     if (!e || !*e) return best;
@@ -70,7 +72,25 @@ Isa isa() {
     }
     return want;
   }();
-  return chosen;
+}
+std::atomic<int> g_isa{-1};
+}  // namespace
+
+Isa isa() {
+  int v = g_isa.load(std::memory_order_relaxed);
+  if (v < 0) {
+    int expected = -1;
+    g_isa.compare_exchange_strong(expected, int(initial_isa()));
+    v = g_isa.load(std::memory_order_relaxed);
+  }
+  return Isa(v);
+}
+
+Isa set_isa(Isa want) {
+  const Isa best = best_supported_isa();
+  const Isa eff = int(want) > int(best) ? best : want;
+  g_isa.store(int(eff), std::memory_order_relaxed);
+  return eff;
 }
 
 }  // namespace llmk::cpu

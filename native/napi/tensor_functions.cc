@@ -3,6 +3,7 @@
 #include <future>
 
 #include "common/half.h"
+#include "cpu/isa.h"
 #include "napi/tensor_handle.h"
 
 namespace llmk::napi {
@@ -218,6 +219,23 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setCpuIsa(name): test hook — forces the cpu ISA for later ops (waits for queued
+// cpu work first so no op sees a change half-way); returns the ISA in effect.
+Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    LLMK_CHECK(info[0].IsString(), TypeError, "Expected 'avx512', 'avx2' or 'scalar' for isa");
+    const std::string s = info[0].As<Napi::String>();
+    cpu::Isa want;
+    if (s == "avx512" || s == "avx512vnni") want = cpu::Isa::Avx512;
+    else if (s == "avx2") want = cpu::Isa::Avx2;
+    else if (s == "scalar") want = cpu::Isa::Scalar;
+    else fail(ErrorKind::TypeError, "Expected 'avx512', 'avx2' or 'scalar' for isa but received '", s, "'");
+    Device* cpu = find_device("cpu");
+    cpu->stream->drain();
+    return Napi::String::New(info.Env(), cpu::isa_name(cpu::set_isa(want)));
+  });
+}
+
 }  // namespace
 
 void init_tensor_functions(Napi::Env env, Napi::Object exports) {
@@ -232,6 +250,7 @@ void init_tensor_functions(Napi::Env env, Napi::Object exports) {
   exports.Set("devices", Napi::Function::New(env, Devices));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusFn));
   exports.Set("memory", Napi::Function::New(env, Memory));
+  exports.Set("setCpuIsa", Napi::Function::New(env, SetCpuIsa));
 }
 
 }  // namespace llmk::napi
