@@ -53,4 +53,5 @@ export interface NativeAddon {
   embedding(table: NativeTensor, ids: NativeTensor): NativeTensor;
   softmax(x: NativeTensor): NativeTensor;
   argmax(x: NativeTensor): NativeTensor;
+  rope(q: NativeTensor, k: NativeTensor | null, positions: NativeTensor, opts: object): void;
 }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { full, memory, synchronize, tensor, zeros, type DType } from '../../lib/index.js';
+import { full, memory, synchronize, tensor, zeros } from '../../lib/index.js';
 import { DEVICES, quantizeTo, randn } from '../helpers.js';
 
 describe.each(DEVICES)('tensors on %s', (device) => {
-  it.each<[DType]>([['f32'], ['f16'], ['bf16']])('round-trips %s data through the device', async (dtype) => {
+  it.each<['f32' | 'f16' | 'bf16']>([['f32'], ['f16'], ['bf16']])('round-trips %s data through the device', async (dtype) => {
     const data = randn(1234, 5);
     const t = tensor(data, [2, 617], { dtype, device });
     expect(t.shape).toEqual([2, 617]);

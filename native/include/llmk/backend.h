@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/rope.h"
 #include "llmk/tensor.h"
 
 namespace llmk {
@@ -60,6 +61,12 @@ class Backend {
   virtual void cast(const Tensor& x, const Tensor& y) = 0;
   // y[:] = value converted to y.dtype
   virtual void fill(const Tensor& y, double value) = 0;
+
+  // Rotary embedding in place, q[T,Hq,D] and (optionally, k may be null) k[T,Hkv,D],
+  // one pass over both; positions i32[T] (a negative one throws llmk::Error);
+  // dims >= rotary_dim pass through untouched. See common/rope.h.
+  virtual void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
+                    const RopeTable& table) = 0;
 };
 
 }  // namespace llmk

@@ -1,0 +1,49 @@
+// RoPE: T tokens, Hq = 32, Hkv = 8, D = 128, f16 — memory-bound (read + write of q and k).
+import { rope, synchronize, tensor, type Tensor } from '../../lib/index.js';
+import type { BenchCase, BenchModule } from '../types.js';
+
+const rand = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 2);
+
+const module: BenchModule = (devices, { quick }) => {
+  const T = quick ? 512 : 4096;
+  const Hq = 32;
+  const Hkv = 8;
+  const D = 128;
+  const bytes = 2 * 2 * T * (Hq + Hkv) * D; // f16, read + write
+  const cases: BenchCase[] = [];
+  for (const device of devices) {
+    if (device === 'simt' && !quick) continue; // the emulator is for correctness, not speed
+    const make = (fused: boolean): BenchCase => ({
+      name: `rope f16 T=${T} Hq=${Hq} Hkv=${Hkv} D=${D}${fused ? '' : ' (two passes)'}`,
+      op: 'rope',
+      device,
+      work: { bytes },
+      bound: 'memory',
+      baseline: fused ? `rope f16 T=${T} Hq=${Hq} Hkv=${Hkv} D=${D} (two passes)` : undefined,
+      async setup() {
+        const q: Tensor = tensor(rand(T * Hq * D), [T, Hq, D], { dtype: 'f16', device });
+        const k: Tensor = tensor(rand(T * Hkv * D), [T, Hkv, D], { dtype: 'f16', device });
+        const pos = tensor(Int32Array.from({ length: T }, (_, i) => i), [T], { device });
+        await synchronize(device);
+        return {
+          async run() {
+            if (fused) rope(q, k, pos, { base: 500000 });
+            else {
+              rope(q, null, pos, { base: 500000 });
+              rope(k, null, pos, { base: 500000 });
+            }
+            await synchronize(device);
+          },
+          dispose() {
+            q.dispose();
+            k.dispose();
+            pos.dispose();
+          },
+        };
+      },
+    });
+    cases.push(make(false), make(true));
+  }
+  return cases;
+};
+export default module;

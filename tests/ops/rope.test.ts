@@ -1,0 +1,146 @@
+// RoPE conformance on every device against the fp64 HF-formula reference.
+import { describe, expect, it } from 'vitest';
+import { rope, ropeScalingFromHF, tensor, type RopeScaling } from '../../lib/index.js';
+import { compare, DEVICES, quantizeTo, randn, rng } from '../helpers.js';
+import { ropeRef, type RopeRefOptions } from '../reference/rope.js';
+
+type FloatDType = 'f32' | 'f16' | 'bf16';
+// Relative-norm bounds: f32 = the angle/sincos error (we reduce the angle in f64;
+// measured ~1e-7) plus f32 rounding; f16/bf16 = one rounding of the output.
+const TOL: Record<FloatDType, number> = { f32: 1e-6, f16: 1e-3, bf16: 8e-3 };
+
+const SCALINGS: (RopeScaling | undefined)[] = [
+  undefined,
+  { type: 'linear', factor: 4 },
+  { type: 'dynamic', factor: 2, originalMaxPositions: 4096, seqLen: 20000 },
+  { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+  { type: 'yarn', factor: 4, originalMaxPositions: 32768 },
+];
+
+function positions(T: number, seed: number, max = 131071): Int32Array {
+  const r = rng(seed);
+  return Int32Array.from({ length: T }, () => Math.floor(r() * (max + 1)));
+}
+
+async function runRope(device: string, dtype: FloatDType, T: number, Hq: number, Hkv: number, D: number, opts: RopeRefOptions, seed: number) {
+  const q0 = quantizeTo(randn(T * Hq * D, seed), dtype);
+  const k0 = quantizeTo(randn(T * Hkv * D, seed + 1), dtype);
+  const pos = positions(T, seed + 2);
+  const q = tensor(q0, [T, Hq, D], { dtype, device });
+  const k = tensor(k0, [T, Hkv, D], { dtype, device });
+  rope(q, k, tensor(pos, [T], { device }), opts);
+  return { q0, k0, pos, q: (await q.toArray()) as Float32Array, k: (await k.toArray()) as Float32Array };
+}
+
+describe.each(DEVICES)('rope on %s', (device) => {
+  describe.each<FloatDType>(['f32', 'f16', 'bf16'])('%s', (dtype) => {
+    it.each([
+      [64, 'neox'],
+      [80, 'gptj'],
+      [128, 'neox'],
+      [256, 'gptj'],
+    ] as const)('D=%i %s, every scaling, partial rotary', async (D, style) => {
+      for (const [si, scaling] of SCALINGS.entries()) {
+        for (const rotaryDim of [D, D / 2]) {
+          const T = 5;
+          const Hq = 4;
+          const Hkv = 2;
+          const opts = { base: 500000, style, rotaryDim, scaling };
+          const r = await runRope(device, dtype, T, Hq, Hkv, D, opts, 100 * D + 10 * si + rotaryDim);
+          const qs = compare(r.q, ropeRef(r.q0, T, Hq, D, r.pos, opts));
+          const ks = compare(r.k, ropeRef(r.k0, T, Hkv, D, r.pos, opts));
+          const what = `D=${D} ${style} scaling=${scaling?.type ?? 'none'} rotaryDim=${rotaryDim}`;
+          expect(qs.nonFinite + ks.nonFinite, what).toBe(0);
+          expect(qs.relNorm, what).toBeLessThanOrEqual(TOL[dtype]);
+          expect(ks.relNorm, what).toBeLessThanOrEqual(TOL[dtype]);
+          // dims past rotaryDim pass through bit-identical
+          for (let t = 0; t < T * Hq; t++)
+            for (let d = rotaryDim; d < D; d++) expect(r.q[t * D + d]).toBe(r.q0[t * D + d]);
+        }
+      }
+    });
+
+    it('inverse undoes the rotation; q alone (k omitted) works', async () => {
+      const T = 7;
+      const H = 3;
+      const D = 64;
+      const x0 = quantizeTo(randn(T * H * D, 5), dtype);
+      const x = tensor(x0, [T, H, D], { dtype, device });
+      const p = tensor(positions(T, 6), [T], { device });
+      rope(x, null, p, { base: 10000 });
+      const rotated = (await x.toArray()) as Float32Array;
+      expect(compare(rotated, ropeRef(x0, T, H, D, Array.from(positions(T, 6)), { base: 10000, style: 'neox', rotaryDim: D })).relNorm).toBeLessThanOrEqual(TOL[dtype]);
+      rope(x, undefined, p, { base: 10000, inverse: true });
+      const back = compare((await x.toArray()) as Float32Array, x0);
+      // two roundings of the storage type (forward, inverse)
+      expect(back.relNorm).toBeLessThanOrEqual(2 * TOL[dtype]);
+    });
+  });
+
+  it('q·k after rotation depends only on the distance m − n (relative position)', async () => {
+    const D = 128;
+    const qv = randn(D, 71);
+    const kv = randn(D, 72);
+    const pairs = [
+      [1000, 990],
+      [50000, 49990],
+      [131071, 131061],
+    ];
+    const dots: number[] = [];
+    for (const [m, n] of pairs) {
+      const q = tensor(qv, [1, 1, D], { device });
+      const k = tensor(kv, [1, 1, D], { device });
+      rope(q, null, tensor([m], [1], { dtype: 'i32', device }), { base: 500000 });
+      rope(k, null, tensor([n], [1], { dtype: 'i32', device }), { base: 500000 });
+      const a = (await q.toArray()) as Float32Array;
+      const b = (await k.toArray()) as Float32Array;
+      dots.push(a.reduce((s, v, i) => s + v * b[i], 0));
+    }
+    for (const d of dots) expect(Math.abs(d - dots[0])).toBeLessThanOrEqual(1e-4 * Math.abs(dots[0]) + 1e-4);
+  });
+
+  it('stays accurate at position 131071 with base 500000 (f32)', async () => {
+    const T = 16;
+    const D = 128;
+    const x0 = randn(T * D, 81);
+    const pos = Int32Array.from({ length: T }, (_, i) => 131071 - i * 977);
+    const x = tensor(x0, [T, 1, D], { device });
+    rope(x, null, tensor(pos, [T], { device }), { base: 500000 });
+    const s = compare((await x.toArray()) as Float32Array, ropeRef(x0, T, 1, D, pos, { base: 500000, style: 'neox', rotaryDim: D }));
+    // An f32 angle (pos·inv_freq rounded to f32) would be off by up to ~4e-3 rad here.
+    expect(s.maxAbs).toBeLessThanOrEqual(2e-6 * 4);
+  });
+
+  it('rejects negative positions at the next sync point', async () => {
+    const q = tensor(randn(2 * 8, 3), [2, 1, 8], { device });
+    rope(q, null, tensor([3, -1], [2], { dtype: 'i32', device }));
+    const err = await q.toArray().then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/rope/);
+    expect(err?.message).toMatch(/-1/);
+  });
+});
+
+describe('rope arguments', () => {
+  const q = tensor(randn(2 * 2 * 8, 1), [2, 2, 8]);
+  const p = tensor([0, 1], [2], { dtype: 'i32' });
+  it('rejects bad input with clear errors', () => {
+    expect(() => rope(q, null, p, { rotaryDim: 7 })).toThrow(/Expected an even opts.rotaryDim in \[2, 8\] but received 7/);
+    expect(() => rope(q, null, p, { rotaryDim: 10 })).toThrow(/\[2, 8\] but received 10/);
+    expect(() => rope(q, null, tensor([0, 1, 2], [3], { dtype: 'i32' }))).toThrow(/Expected positions of shape \[2\] but received \[3\]/);
+    expect(() => rope(q, null, tensor([0, 1], [2]))).toThrow(/Expected dtype i32 for positions but received f32/);
+    expect(() => rope(q, null, p, { base: Number.POSITIVE_INFINITY })).toThrow(/finite number for opts.base/);
+    expect(() => rope(q, null, p, { scaling: { type: 'ntk' } as never })).toThrow(/Expected opts.scaling.type to be one of linear, dynamic, llama3, yarn but received 'ntk'/);
+    expect(() => rope(q, null, p, { scaling: { type: 'linear', factor: Number.NaN } })).toThrow(/opts.scaling.factor/);
+    expect(() => rope(q, tensor(randn(2 * 2 * 4, 2), [2, 2, 4]), p)).toThrow(/Expected k of shape \[2, Hkv, 8\]/);
+    expect(() => rope(q, null, p, { style: 'llama' as never })).toThrow(/'neox' or 'gptj'/);
+  });
+  it('parses HF rope_scaling', () => {
+    expect(ropeScalingFromHF(null)).toBeUndefined();
+    expect(ropeScalingFromHF({ rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 })).toEqual({
+      type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192,
+    });
+    expect(ropeScalingFromHF({ type: 'yarn', factor: 4, original_max_position_embeddings: 32768 })).toMatchObject({ type: 'yarn', betaFast: 32, betaSlow: 1 });
+    expect(ropeScalingFromHF({ type: 'linear', factor: 2 })).toEqual({ type: 'linear', factor: 2 });
+    expect(() => ropeScalingFromHF({ type: 'longrope', factor: 2 })).toThrow(/Unsupported rope_scaling type 'longrope'/);
+  });
+});
