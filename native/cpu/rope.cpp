@@ -29,7 +29,7 @@ void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeC
   const size_t es = dtype_size(q.dtype);
   const int64_t work_per_token = int64_t(hq + hkv) * D;
   cpu_pool().parallel_for(T, std::max<int64_t>(1, 16384 / std::max<int64_t>(work_per_token, 1)), [&](int64_t b, int64_t e) {
-    std::vector<float> scratch(2 * size_t(cfg.rotary_dim) + 4);
+    std::vector<float> scratch(4 * size_t(cfg.rotary_dim) + 16);
     for (int64_t t = b; t < e; ++t) {
       char* qr = q.data<char>() + size_t(t) * hq * D * es;
       char* kr = k ? k->data<char>() + size_t(t) * hkv * D * es : nullptr;

@@ -1,7 +1,7 @@
 // RoPE conformance on every device against the fp64 HF-formula reference.
 import { describe, expect, it } from 'vitest';
 import { rope, ropeScalingFromHF, tensor, type RopeScaling } from '../../lib/index.js';
-import { compare, DEVICES, quantizeTo, randn, rng } from '../helpers.js';
+import { compare, DEVICES, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
 import { ropeRef, type RopeRefOptions } from '../reference/rope.js';
 
 type FloatDType = 'f32' | 'f16' | 'bf16';
@@ -142,5 +142,24 @@ describe('rope arguments', () => {
     expect(ropeScalingFromHF({ type: 'yarn', factor: 4, original_max_position_embeddings: 32768 })).toMatchObject({ type: 'yarn', betaFast: 32, betaSlow: 1 });
     expect(ropeScalingFromHF({ type: 'linear', factor: 2 })).toEqual({ type: 'linear', factor: 2 });
     expect(() => ropeScalingFromHF({ type: 'longrope', factor: 2 })).toThrow(/Unsupported rope_scaling type 'longrope'/);
+  });
+});
+
+describe('rope on every cpu ISA path', () => {
+  it.each(['avx512', 'avx2', 'scalar'] as const)('%s matches the reference', async (isa) => {
+    const n = nativeForTests();
+    const prev = n.devices().find((d) => d.name === 'cpu')!.detail;
+    n.setCpuIsa(isa);
+    try {
+      for (const dtype of ['f32', 'f16', 'bf16'] as const)
+        for (const style of ['neox', 'gptj'] as const) {
+          const opts = { base: 10000, style, rotaryDim: 96, scaling: { type: 'yarn', factor: 4, originalMaxPositions: 4096 } as const };
+          const r = await runRope('cpu', dtype, 9, 3, 1, 112, opts, 7);
+          expect(compare(r.q, ropeRef(r.q0, 9, 3, 112, r.pos, opts)).relNorm, `${isa} ${dtype} ${style}`).toBeLessThanOrEqual(TOL[dtype]);
+          expect(compare(r.k, ropeRef(r.k0, 9, 1, 112, r.pos, opts)).relNorm).toBeLessThanOrEqual(TOL[dtype]);
+        }
+    } finally {
+      n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));
+    }
   });
 });

@@ -1,98 +1,96 @@
-// RoPE rows on the CPU, compiled once per ISA (see CMakeLists): the per-token cos/sin
-// table is built once and applied to every head of q and k. neox pairs are two
-// contiguous halves and gptj pairs are interleaved; both loops are plain f32 code the
-// compiler vectorizes for the ISA of this copy.
+// RoPE rows on the CPU, compiled once per ISA (see CMakeLists). Per token: the
+// cos/sin table is built once (f64 angle reduction + a vectorizable f64 polynomial,
+// no libm call per pair), then every head of q and k is rotated: the rotary part of
+// a row is converted to f32 in one bulk pass, rotated, and converted back.
 #include <cmath>
 #include <cstdint>
 
-#include "common/half.h"
 #include "common/rope.h"
-
-#ifndef LLMK_ISA_NS
-#error "compiled through the per-ISA wrappers only"
-#endif
+#include "cpu/isa/convert_simd.h"
 
 namespace llmk::cpu::LLMK_ISA_NS {
 
 namespace {
 
-template <class T>
-inline float ld(const T* p, int i);
-template <>
-inline float ld<float>(const float* p, int i) { return p[i]; }
-template <class T>
-inline void st(T* p, int i, float v);
-template <>
-inline void st<float>(float* p, int i, float v) { p[i] = v; }
-
-struct F16 { uint16_t bits; };
-struct BF16 { uint16_t bits; };
-template <>
-inline float ld<F16>(const F16* p, int i) { return f16_to_f32(p[i].bits); }
-template <>
-inline void st<F16>(F16* p, int i, float v) { p[i].bits = f32_to_f16(v); }
-template <>
-inline float ld<BF16>(const BF16* p, int i) { return bf16_to_f32(p[i].bits); }
-template <>
-inline void st<BF16>(BF16* p, int i, float v) { p[i].bits = f32_to_bf16(v); }
-
-template <class T, RopeStyle S>
-void rotate_heads(T* x, int heads, int D, int half, const float* c, const float* s, float* a, float* b) {
-  for (int h = 0; h < heads; ++h) {
-    T* row = x + size_t(h) * D;
-    // Gather the pair operands into two f32 lanes-friendly arrays, rotate, scatter.
-    for (int i = 0; i < half; ++i) {
-      const int i0 = S == RopeStyle::Neox ? i : 2 * i, i1 = S == RopeStyle::Neox ? i + half : 2 * i + 1;
-      a[i] = ld(row, i0);
-      b[i] = ld(row, i1);
-    }
-    for (int i = 0; i < half; ++i) {
-      const float x0 = a[i], x1 = b[i];
-      a[i] = x0 * c[i] - x1 * s[i];
-      b[i] = x1 * c[i] + x0 * s[i];
-    }
-    for (int i = 0; i < half; ++i) {
-      const int i0 = S == RopeStyle::Neox ? i : 2 * i, i1 = S == RopeStyle::Neox ? i + half : 2 * i + 1;
-      st(row, i0, a[i]);
-      st(row, i1, b[i]);
-    }
-  }
+// sin and cos of r ∈ [-π, π]: fold into [-π/2, π/2] (sin(π−x) = sin x, cos(π−x) = −cos x),
+// then Taylor series to x¹⁷ / x¹⁶: truncation error < 1e-11, far below f32 output rounding.
+inline void sincos_reduced(double r, double* s, double* c) {
+  constexpr double kPi = 3.14159265358979323846, kHalfPi = kPi / 2;
+  const bool fold = r > kHalfPi || r < -kHalfPi;
+  const double x = fold ? (r > 0 ? kPi - r : -kPi - r) : r;
+  const double x2 = x * x;
+  double ps = 1.0 / 355687428096000.0;  // 1/17!
+  ps = ps * x2 - 1.0 / 1307674368000.0;
+  ps = ps * x2 + 1.0 / 6227020800.0;
+  ps = ps * x2 - 1.0 / 39916800.0;
+  ps = ps * x2 + 1.0 / 362880.0;
+  ps = ps * x2 - 1.0 / 5040.0;
+  ps = ps * x2 + 1.0 / 120.0;
+  ps = ps * x2 - 1.0 / 6.0;
+  *s = x + x * x2 * ps;
+  double pc = 1.0 / 20922789888000.0;  // 1/16!
+  pc = pc * x2 - 1.0 / 87178291200.0;
+  pc = pc * x2 + 1.0 / 479001600.0;
+  pc = pc * x2 - 1.0 / 3628800.0;
+  pc = pc * x2 + 1.0 / 40320.0;
+  pc = pc * x2 - 1.0 / 720.0;
+  pc = pc * x2 + 1.0 / 24.0;
+  pc = pc * x2 - 0.5;
+  const double cc = 1.0 + x2 * pc;
+  *c = fold ? -cc : cc;
 }
 
-template <class T>
-void rotate(void* x, int heads, int D, const RopeConfig& cfg, const float* c, const float* s, float* a, float* b) {
-  const int half = cfg.rotary_dim / 2;
-  if (cfg.style == RopeStyle::Neox)
-    rotate_heads<T, RopeStyle::Neox>(static_cast<T*>(x), heads, D, half, c, s, a, b);
-  else
-    rotate_heads<T, RopeStyle::Gptj>(static_cast<T*>(x), heads, D, half, c, s, a, b);
+void rotate_heads(int dtype, int es, char* x, int heads, int D, const RopeConfig& cfg, const float* c,
+                  const float* s, float* buf) {
+  const int half = cfg.rotary_dim / 2, rd = cfg.rotary_dim;
+  float* a = buf + rd;  // deinterleaved operands for gptj
+  float* b = a + half;
+  for (int h = 0; h < heads; ++h) {
+    char* row = x + size_t(h) * D * es;
+    load_f32_n(dtype, row, buf, rd);
+    if (cfg.style == RopeStyle::Neox) {
+      for (int i = 0; i < half; ++i) {
+        const float x0 = buf[i], x1 = buf[i + half];
+        buf[i] = x0 * c[i] - x1 * s[i];
+        buf[i + half] = x1 * c[i] + x0 * s[i];
+      }
+    } else {
+      for (int i = 0; i < half; ++i) {
+        a[i] = buf[2 * i];
+        b[i] = buf[2 * i + 1];
+      }
+      for (int i = 0; i < half; ++i) {
+        buf[2 * i] = a[i] * c[i] - b[i] * s[i];
+        buf[2 * i + 1] = b[i] * c[i] + a[i] * s[i];
+      }
+    }
+    store_f32_n(dtype, buf, row, rd);
+  }
 }
 
 }  // namespace
 
 // One token: q_row = &q[t,0,0], k_row = &k[t,0,0] (or null); dtype 0 f32, 1 f16, 2 bf16.
-// scratch holds 4 · rotary_dim/2 floats.
+// scratch holds 4 · rotary_dim floats.
 void rope_token(int dtype, void* q_row, int hq, void* k_row, int hkv, int D, int32_t pos, const RopeConfig& cfg,
                 const RopeTable& table, float* scratch) {
+  constexpr double kTwoPi = 6.283185307179586476925;
   const int half = cfg.rotary_dim / 2;
   float* c = scratch;
   float* s = scratch + half;
-  const float scale = float(table.attn_scale), sign = cfg.inverse ? -1.f : 1.f;
+  const double scale = table.attn_scale, sign = cfg.inverse ? -1.0 : 1.0;
+  const double* f = table.inv_freq.data();
   for (int i = 0; i < half; ++i) {
-    const float ang = rope_angle(pos, table.inv_freq[i]);
-    c[i] = std::cos(ang) * scale;
-    s[i] = sign * std::sin(ang) * scale;
+    const double a = double(pos) * f[i];
+    double sn, cs;
+    sincos_reduced(a - kTwoPi * std::nearbyint(a / kTwoPi), &sn, &cs);
+    c[i] = float(cs * scale);
+    s[i] = float(sign * sn * scale);
   }
-  float* a = scratch + 2 * half;
-  float* b = scratch + 3 * half;
-  auto apply = [&](void* row, int heads) {
-    if (!row) return;
-    if (dtype == 0) rotate<float>(row, heads, D, cfg, c, s, a, b);
-    else if (dtype == 1) rotate<F16>(row, heads, D, cfg, c, s, a, b);
-    else rotate<BF16>(row, heads, D, cfg, c, s, a, b);
-  };
-  apply(q_row, hq);
-  apply(k_row, hkv);
+  const int es = dtype == 0 ? 4 : 2;
+  float* buf = scratch + 2 * half;
+  if (q_row) rotate_heads(dtype, es, static_cast<char*>(q_row), hq, D, cfg, c, s, buf);
+  if (k_row) rotate_heads(dtype, es, static_cast<char*>(k_row), hkv, D, cfg, c, s, buf);
 }
 
 }  // namespace llmk::cpu::LLMK_ISA_NS
