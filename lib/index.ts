@@ -4,4 +4,4 @@ export { Tensor, tensor, zeros, full, type TensorData, type TensorOptions } from
 export { devices, cudaStatus, synchronize, memory, type DeviceInfo } from './device.js';
 export { matmul, type MatmulOptions } from './ops/matmul.js';
 export { add, mul, rmsNorm, siluMul, embedding, softmax, argmax } from './ops/elementwise.js';
-export { rope, ropeScalingFromHF, type RopeOptions, type RopeScaling } from './ops/rope.js';
+export { rope, ropeAndCache, ropeScalingFromHF, type KvCacheSlots, type RopeOptions, type RopeScaling } from './ops/rope.js';

@@ -54,4 +54,8 @@ export interface NativeAddon {
   softmax(x: NativeTensor): NativeTensor;
   argmax(x: NativeTensor): NativeTensor;
   rope(q: NativeTensor, k: NativeTensor | null, positions: NativeTensor, opts: object): void;
+  ropeCache(
+    q: NativeTensor, k: NativeTensor, v: NativeTensor, positions: NativeTensor, slots: NativeTensor,
+    kCache: NativeTensor, vCache: NativeTensor, opts: object,
+  ): void;
 }

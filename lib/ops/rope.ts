@@ -46,12 +46,7 @@ function checkScaling(s: unknown): void {
     if (sc[key] !== undefined) assertFiniteNumber(sc[key], `opts.scaling.${key}`, { min: 0 });
 }
 
-/**
- * Rotates q[T,Hq,D] and k[T,Hkv,D] in place by position·θᵢ (one pass over both).
- * positions: i32[T], one per token (a batch may mix sequences at different positions).
- * @example rope(q, k, positions, { base: 500000, scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } })
- */
-export function rope(q: Tensor, k: Tensor | null | undefined, positions: Tensor, opts: RopeOptions = {}): void {
+function checkRope(q: Tensor, k: Tensor | null | undefined, positions: Tensor, opts: RopeOptions): RopeOptions {
   assertTensor(q, 'q');
   assertOptions(opts, 'opts');
   assertRank(q, 'q', 3, '[T, Hq, D]');
@@ -76,7 +71,56 @@ export function rope(q: Tensor, k: Tensor | null | undefined, positions: Tensor,
   if (opts.style !== undefined && opts.style !== 'neox' && opts.style !== 'gptj')
     throw new TypeError(`Expected 'neox' or 'gptj' for opts.style but received ${describe(opts.style)}`);
   checkScaling(opts.scaling);
-  native().rope(q.handle, k?.handle ?? null, positions.handle, { ...opts, rotaryDim });
+  return { ...opts, rotaryDim };
+}
+
+/**
+ * Rotates q[T,Hq,D] and k[T,Hkv,D] in place by position·θᵢ (one pass over both).
+ * positions: i32[T], one per token (a batch may mix sequences at different positions).
+ * A negative position fails at the next sync point.
+ * @example rope(q, k, positions, { base: 500000, scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } })
+ */
+export function rope(q: Tensor, k: Tensor | null | undefined, positions: Tensor, opts: RopeOptions = {}): void {
+  const o = checkRope(q, k, positions, opts);
+  native().rope(q.handle, k?.handle ?? null, positions.handle, o);
+}
+
+/** Paged KV cache destination: caches are [numPages, pageSize, Hkv, D]; slots i32[T] = page·pageSize + offset. */
+export interface KvCacheSlots {
+  kCache: Tensor;
+  vCache: Tensor;
+  slots: Tensor;
+}
+
+/**
+ * The decoder's fused step: rotates q in place and writes the rotated k rows and the v
+ * rows into a paged KV cache at `cache.slots` — one pass, k itself is left unchanged.
+ * @example ropeAndCache(q, k, v, positions, { kCache, vCache, slots }, { base: 10000 })
+ */
+export function ropeAndCache(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, cache: KvCacheSlots, opts: RopeOptions = {}): void {
+  const o = checkRope(q, k, positions, opts);
+  assertTensor(k, 'k');
+  assertTensor(v, 'v');
+  assertOptions(cache, 'cache');
+  const { kCache, vCache, slots } = cache;
+  assertTensor(kCache, 'cache.kCache');
+  assertTensor(vCache, 'cache.vCache');
+  assertTensor(slots, 'cache.slots');
+  for (const [t, n] of [[v, 'v'], [kCache, 'cache.kCache'], [vCache, 'cache.vCache'], [slots, 'cache.slots']] as const)
+    assertSameDevice(q, 'q', t, n);
+  if (v.dtype !== k.dtype || v.shape.some((d, i) => d !== k.shape[i]) || v.shape.length !== 3)
+    throw new RangeError(`Expected v of shape [${k.shape.join(', ')}] and dtype ${k.dtype} but received [${v.shape.join(', ')}] ${v.dtype}`);
+  assertTensorDType(slots, 'cache.slots', ['i32']);
+  if (slots.shape.length !== 1 || slots.shape[0] !== k.shape[0])
+    throw new RangeError(`Expected cache.slots of shape [${k.shape[0]}] but received [${slots.shape.join(', ')}]`);
+  for (const [c, n] of [[kCache, 'cache.kCache'], [vCache, 'cache.vCache']] as const)
+    if (c.shape.length !== 4 || c.shape[2] !== k.shape[1] || c.shape[3] !== k.shape[2] || c.dtype !== k.dtype)
+      throw new RangeError(
+        `Expected ${n} of shape [numPages, pageSize, ${k.shape[1]}, ${k.shape[2]}] and dtype ${k.dtype} but received [${c.shape.join(', ')}] ${c.dtype}`,
+      );
+  if (kCache.shape.some((d, i) => d !== vCache.shape[i]))
+    throw new RangeError(`Expected cache.vCache of the shape of cache.kCache [${kCache.shape.join(', ')}] but received [${vCache.shape.join(', ')}]`);
+  native().ropeCache(q.handle, k.handle, v.handle, positions.handle, slots.handle, kCache.handle, vCache.handle, o);
 }
 
 /**

@@ -49,8 +49,9 @@ class CpuBackend final : public Backend {
   void argmax(const Tensor& x, const Tensor& y) override { cpu::argmax(x, y); }
   void cast(const Tensor& x, const Tensor& y) override { cpu::cast(x, y); }
   void fill(const Tensor& y, double v) override { cpu::fill(y, v); }
-  void rope(const Tensor& q, const Tensor* k, const Tensor& pos, const RopeConfig& c, const RopeTable& t) override {
-    cpu::rope(q, k, pos, c, t);
+  void rope(const Tensor& q, const Tensor* k, const Tensor& pos, const RopeConfig& c, const RopeTable& t,
+            const KvCacheWrite* cache) override {
+    cpu::rope(q, k, pos, c, t, cache);
   }
 };
 

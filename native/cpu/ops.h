@@ -14,6 +14,7 @@ void softmax(const Tensor& x, const Tensor& y);
 void argmax(const Tensor& x, const Tensor& y);
 void cast(const Tensor& x, const Tensor& y);
 void fill(const Tensor& y, double value);
-void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table);
+void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
+          const KvCacheWrite* cache);
 
 }  // namespace llmk::cpu

@@ -1,4 +1,5 @@
 // RoPE on the cpu device: threads over tokens, the per-ISA row kernel from isa/rope.cpp.
+#include <cstring>
 #include <vector>
 
 #include "cpu/isa.h"
@@ -7,33 +8,50 @@
 
 namespace llmk::cpu {
 
-#define LLMK_DECLARE_ROPE(NS)                                                                               \
-  namespace NS {                                                                                            \
-  void rope_token(int dtype, void* q_row, int hq, void* k_row, int hkv, int D, int32_t pos, const RopeConfig&, \
-                  const RopeTable&, float* scratch);                                                        \
+#define LLMK_DECLARE_ROPE(NS)                                                                                   \
+  namespace NS {                                                                                                \
+  void rope_rows(int dtype, void* rows, int heads, int D, int32_t pos, const RopeConfig&, const RopeTable&,      \
+                 float* scratch, bool fresh_table);                                                            \
   }
 LLMK_DECLARE_ROPE(isa_scalar)
 LLMK_DECLARE_ROPE(isa_avx2)
 LLMK_DECLARE_ROPE(isa_avx512)
 #undef LLMK_DECLARE_ROPE
 
-void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table) {
+void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
+          const KvCacheWrite* cache) {
   const int64_t T = q.dim(0);
   const int hq = int(q.dim(1)), D = int(q.dim(2)), hkv = k ? int(k->dim(1)) : 0;
   const int32_t* pos = positions.data<int32_t>();
   for (int64_t t = 0; t < T; ++t)
     LLMK_CHECK(pos[t] >= 0, RangeError, "rope: expected non-negative positions but positions[", t, "] = ", pos[t]);
+  const int32_t* slots = cache ? cache->slots.data<int32_t>() : nullptr;
+  if (cache) {
+    const int64_t nslots = cache->k_cache.dim(0) * cache->k_cache.dim(1);
+    for (int64_t t = 0; t < T; ++t)
+      LLMK_CHECK(slots[t] >= 0 && slots[t] < nslots, RangeError, "rope: expected cache slots in [0, ", nslots,
+                 ") but slots[", t, "] = ", slots[t]);
+  }
   const int dtype = q.dtype == DType::F32 ? 0 : q.dtype == DType::F16 ? 1 : 2;
-  auto* fn = isa() == Isa::Avx512 ? isa_avx512::rope_token : isa() == Isa::Avx2 ? isa_avx2::rope_token
-                                                                                 : isa_scalar::rope_token;
-  const size_t es = dtype_size(q.dtype);
+  auto* rows = isa() == Isa::Avx512 ? isa_avx512::rope_rows : isa() == Isa::Avx2 ? isa_avx2::rope_rows
+                                                                                 : isa_scalar::rope_rows;
+  const size_t es = dtype_size(q.dtype), krow = size_t(hkv) * D * es;
   const int64_t work_per_token = int64_t(hq + hkv) * D;
   cpu_pool().parallel_for(T, std::max<int64_t>(1, 16384 / std::max<int64_t>(work_per_token, 1)), [&](int64_t b, int64_t e) {
     std::vector<float> scratch(4 * size_t(cfg.rotary_dim) + 16);
     for (int64_t t = b; t < e; ++t) {
-      char* qr = q.data<char>() + size_t(t) * hq * D * es;
-      char* kr = k ? k->data<char>() + size_t(t) * hkv * D * es : nullptr;
-      fn(dtype, qr, hq, kr, hkv, D, pos[t], cfg, table, scratch.data());
+      rows(dtype, q.data<char>() + size_t(t) * hq * D * es, hq, D, pos[t], cfg, table, scratch.data(), true);
+      if (!k) continue;
+      char* kdst = k->data<char>() + size_t(t) * krow;
+      if (cache) {
+        // Copy the row into its slot, then rotate it there (the row is in L1 by now).
+        char* kslot = cache->k_cache.data<char>() + size_t(slots[t]) * krow;
+        std::memcpy(kslot, kdst, krow);
+        std::memcpy(cache->v_cache.data<char>() + size_t(slots[t]) * krow, cache->v.data<char>() + size_t(t) * krow,
+                    krow);
+        kdst = kslot;
+      }
+      rows(dtype, kdst, hkv, D, pos[t], cfg, table, scratch.data(), false);
     }
   });
 }

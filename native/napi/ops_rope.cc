@@ -74,44 +74,97 @@ RopeConfig parse_rope_config(const Napi::Value& v, int D) {
   return c;
 }
 
+struct RopeArgs {
+  TensorHandle* q;
+  TensorHandle* k;
+  TensorHandle* positions;
+};
+
+RopeArgs check_rope_args(const Napi::Value& qv, const Napi::Value& kv, const Napi::Value& pv, bool k_required) {
+  TensorHandle* q = unwrap(qv, "q");
+  TensorHandle* k = k_required ? unwrap(kv, "k") : unwrap_optional(kv, "k");
+  TensorHandle* p = unwrap(pv, "positions");
+  expect_dtype("q", q, {DType::F32, DType::F16, DType::BF16});
+  LLMK_CHECK(q->tensor.rank() == 3, RangeError, "Expected q of rank 3 [T, Hq, D] but received shape ",
+             shape_str(q->tensor.shape));
+  const int64_t T = q->tensor.dim(0), D = q->tensor.dim(2);
+  if (k) {
+    same_device("q", q, "k", k);
+    LLMK_CHECK(k->tensor.dtype == q->tensor.dtype, TypeError, "Expected k to have the dtype of q (",
+               dtype_name(q->tensor.dtype), ") but received ", dtype_name(k->tensor.dtype));
+    LLMK_CHECK(k->tensor.rank() == 3 && k->tensor.dim(0) == T && k->tensor.dim(2) == D, RangeError,
+               "Expected k of shape [", T, ", Hkv, ", D, "] but received ", shape_str(k->tensor.shape));
+    LLMK_CHECK(k->tensor.storage != q->tensor.storage, Error, "Expected k and q to be different tensors (in place)");
+  }
+  same_device("q", q, "positions", p);
+  expect_dtype("positions", p, {DType::I32});
+  LLMK_CHECK(p->tensor.rank() == 1 && p->tensor.dim(0) == T, RangeError, "Expected positions of shape [", T,
+             "] but received ", shape_str(p->tensor.shape));
+  return {q, k, p};
+}
+
+// rope(q, k | null, positions, opts): q and k rotate in place.
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    TensorHandle* q = unwrap(info[0], "q");
-    TensorHandle* k = unwrap_optional(info[1], "k");
-    TensorHandle* p = unwrap(info[2], "positions");
-    expect_dtype("q", q, {DType::F32, DType::F16, DType::BF16});
-    LLMK_CHECK(q->tensor.rank() == 3, RangeError, "Expected q of rank 3 [T, Hq, D] but received shape ",
-               shape_str(q->tensor.shape));
-    const int64_t T = q->tensor.dim(0), D = q->tensor.dim(2);
-    if (k) {
-      same_device("q", q, "k", k);
-      LLMK_CHECK(k->tensor.dtype == q->tensor.dtype, TypeError, "Expected k to have the dtype of q (",
-                 dtype_name(q->tensor.dtype), ") but received ", dtype_name(k->tensor.dtype));
-      LLMK_CHECK(k->tensor.rank() == 3 && k->tensor.dim(0) == T && k->tensor.dim(2) == D, RangeError,
-                 "Expected k of shape [", T, ", Hkv, ", D, "] but received ", shape_str(k->tensor.shape));
-      LLMK_CHECK(k->tensor.storage != q->tensor.storage, Error, "Expected k and q to be different tensors (in place)");
-    }
-    same_device("q", q, "positions", p);
-    expect_dtype("positions", p, {DType::I32});
-    LLMK_CHECK(p->tensor.rank() == 1 && p->tensor.dim(0) == T, RangeError, "Expected positions of shape [", T,
-               "] but received ", shape_str(p->tensor.shape));
-    RopeConfig cfg = parse_rope_config(info[3], int(D));
+    RopeArgs a = check_rope_args(info[0], info[1], info[2], false);
+    RopeConfig cfg = parse_rope_config(info[3], int(a.q->tensor.dim(2)));
     RopeTable table = rope_table(cfg);
-    Device* dev = q->device;
-    Tensor tq = q->tensor, tp = p->tensor;
+    Device* dev = a.q->device;
+    Tensor tq = a.q->tensor, tp = a.positions->tensor;
     Backend* be = dev->backend.get();
-    if (k) {
-      Tensor tk = k->tensor;
-      enqueue(dev, [=] { be->rope(tq, &tk, tp, cfg, table); });
+    if (a.k) {
+      Tensor tk = a.k->tensor;
+      enqueue(dev, [=] { be->rope(tq, &tk, tp, cfg, table, nullptr); });
     } else {
-      enqueue(dev, [=] { be->rope(tq, nullptr, tp, cfg, table); });
+      enqueue(dev, [=] { be->rope(tq, nullptr, tp, cfg, table, nullptr); });
     }
+    return info.Env().Undefined();
+  });
+}
+
+// ropeCache(q, k, v, positions, slots, kCache, vCache, opts): q rotates in place; rotated
+// k rows and v rows land in the paged caches at slots[t].
+Napi::Value RopeCache(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    RopeArgs a = check_rope_args(info[0], info[1], info[3], true);
+    TensorHandle* v = unwrap(info[2], "v");
+    TensorHandle* slots = unwrap(info[4], "slots");
+    TensorHandle* kc = unwrap(info[5], "kCache");
+    TensorHandle* vc = unwrap(info[6], "vCache");
+    const Tensor& k = a.k->tensor;
+    const int64_t T = k.dim(0), H = k.dim(1), D = k.dim(2);
+    for (auto [name, h] : {std::pair{"v", v}, std::pair{"slots", slots}, std::pair{"kCache", kc}, std::pair{"vCache", vc}})
+      same_device("q", a.q, name, h);
+    LLMK_CHECK(v->tensor.shape == k.shape && v->tensor.dtype == k.dtype, RangeError, "Expected v of shape ",
+               shape_str(k.shape), " and dtype ", dtype_name(k.dtype), " but received ", shape_str(v->tensor.shape), " ",
+               dtype_name(v->tensor.dtype));
+    expect_dtype("slots", slots, {DType::I32});
+    LLMK_CHECK(slots->tensor.rank() == 1 && slots->tensor.dim(0) == T, RangeError, "Expected slots of shape [", T,
+               "] but received ", shape_str(slots->tensor.shape));
+    for (auto [name, h] : {std::pair{"kCache", kc}, std::pair{"vCache", vc}}) {
+      const Tensor& c = h->tensor;
+      LLMK_CHECK(c.rank() == 4 && c.dim(2) == H && c.dim(3) == D && c.dtype == k.dtype, RangeError, "Expected ", name,
+                 " of shape [numPages, pageSize, ", H, ", ", D, "] and dtype ", dtype_name(k.dtype), " but received ",
+                 shape_str(c.shape), " ", dtype_name(c.dtype));
+    }
+    LLMK_CHECK(kc->tensor.shape == vc->tensor.shape, RangeError, "Expected vCache of the shape of kCache ",
+               shape_str(kc->tensor.shape), " but received ", shape_str(vc->tensor.shape));
+    RopeConfig cfg = parse_rope_config(info[7], int(D));
+    RopeTable table = rope_table(cfg);
+    Device* dev = a.q->device;
+    Tensor tq = a.q->tensor, tk = k, tp = a.positions->tensor;
+    KvCacheWrite cache{v->tensor, slots->tensor, kc->tensor, vc->tensor};
+    Backend* be = dev->backend.get();
+    enqueue(dev, [=] { be->rope(tq, &tk, tp, cfg, table, &cache); });
     return info.Env().Undefined();
   });
 }
 
 }  // namespace
 
-void init_rope_ops(Napi::Env env, Napi::Object exports) { exports.Set("rope", Napi::Function::New(env, Rope)); }
+void init_rope_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("ropeCache", Napi::Function::New(env, RopeCache));
+}
 
 }  // namespace llmk::napi

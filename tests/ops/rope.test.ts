@@ -1,6 +1,6 @@
 // RoPE conformance on every device against the fp64 HF-formula reference.
 import { describe, expect, it } from 'vitest';
-import { rope, ropeScalingFromHF, tensor, type RopeScaling } from '../../lib/index.js';
+import { rope, ropeAndCache, ropeScalingFromHF, tensor, type RopeScaling } from '../../lib/index.js';
 import { compare, DEVICES, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
 import { ropeRef, type RopeRefOptions } from '../reference/rope.js';
 
@@ -161,5 +161,59 @@ describe('rope on every cpu ISA path', () => {
     } finally {
       n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));
     }
+  });
+});
+
+describe.each(DEVICES)('ropeAndCache on %s', (device) => {
+  it.each<FloatDType>(['f32', 'f16'])('%s: q rotated in place, rotated k and v written to their pages, other slots untouched', async (dtype) => {
+    const T = 6;
+    const Hq = 4;
+    const Hkv = 2;
+    const D = 80;
+    const pages = 3;
+    const pageSize = 4;
+    const q0 = quantizeTo(randn(T * Hq * D, 91), dtype);
+    const k0 = quantizeTo(randn(T * Hkv * D, 92), dtype);
+    const v0 = quantizeTo(randn(T * Hkv * D, 93), dtype);
+    const pos = Int32Array.from([5, 6, 7, 0, 1, 100]);
+    const slots = Int32Array.from([9, 10, 11, 0, 1, 4]);
+    const fill = quantizeTo(randn(pages * pageSize * Hkv * D, 94), dtype);
+    const q = tensor(q0, [T, Hq, D], { dtype, device });
+    const k = tensor(k0, [T, Hkv, D], { dtype, device });
+    const kCache = tensor(fill, [pages, pageSize, Hkv, D], { dtype, device });
+    const vCache = tensor(fill, [pages, pageSize, Hkv, D], { dtype, device });
+    const opts = { base: 10000, style: 'neox' as const, rotaryDim: 64 };
+    ropeAndCache(q, k, tensor(v0, [T, Hkv, D], { dtype, device }), tensor(pos, [T], { device }), {
+      kCache, vCache, slots: tensor(slots, [T], { device }),
+    }, opts);
+    expect(compare((await q.toArray()) as Float32Array, ropeRef(q0, T, Hq, D, pos, opts)).relNorm).toBeLessThanOrEqual(TOL[dtype]);
+    expect(Array.from(await k.toArray())).toEqual(Array.from(k0)); // k itself unchanged
+    const kRef = ropeRef(k0, T, Hkv, D, pos, opts);
+    const kc = (await kCache.toArray()) as Float32Array;
+    const vc = (await vCache.toArray()) as Float32Array;
+    const row = Hkv * D;
+    for (let slot = 0; slot < pages * pageSize; slot++) {
+      const t = Array.from(slots).indexOf(slot);
+      const got = kc.subarray(slot * row, (slot + 1) * row);
+      const gotV = vc.subarray(slot * row, (slot + 1) * row);
+      if (t < 0) {
+        expect(Array.from(got), `slot ${slot} untouched`).toEqual(Array.from(fill.subarray(slot * row, (slot + 1) * row)));
+        expect(Array.from(gotV)).toEqual(Array.from(fill.subarray(slot * row, (slot + 1) * row)));
+      } else {
+        expect(compare(got, kRef.subarray(t * row, (t + 1) * row)).relNorm, `slot ${slot}`).toBeLessThanOrEqual(TOL[dtype]);
+        expect(Array.from(gotV)).toEqual(Array.from(v0.subarray(t * row, (t + 1) * row)));
+      }
+    }
+  });
+
+  it('rejects slots outside the cache at the next sync point', async () => {
+    const q = tensor(randn(8, 1), [1, 1, 8], { device });
+    const k = tensor(randn(8, 2), [1, 1, 8], { device });
+    const kCache = tensor(randn(2 * 2 * 8, 3), [2, 2, 1, 8], { device });
+    ropeAndCache(q, k, k.reshape([1, 1, 8]), tensor([0], [1], { dtype: 'i32', device }), {
+      kCache, vCache: tensor(randn(32, 4), [2, 2, 1, 8], { device }), slots: tensor([4], [1], { dtype: 'i32', device }),
+    });
+    const err = await kCache.toArray().then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/slot/);
   });
 });

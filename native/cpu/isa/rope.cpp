@@ -70,27 +70,27 @@ void rotate_heads(int dtype, int es, char* x, int heads, int D, const RopeConfig
 
 }  // namespace
 
-// One token: q_row = &q[t,0,0], k_row = &k[t,0,0] (or null); dtype 0 f32, 1 f16, 2 bf16.
-// scratch holds 4 · rotary_dim floats.
-void rope_token(int dtype, void* q_row, int hq, void* k_row, int hkv, int D, int32_t pos, const RopeConfig& cfg,
-                const RopeTable& table, float* scratch) {
+// `heads` rows of D elements starting at `rows`, all at position `pos`. The cos/sin
+// table in scratch[0, rotary_dim) is rebuilt when fresh_table (once per token: q
+// first, then k reuses it). scratch holds 4 · rotary_dim floats.
+void rope_rows(int dtype, void* rows, int heads, int D, int32_t pos, const RopeConfig& cfg, const RopeTable& table,
+               float* scratch, bool fresh_table) {
   constexpr double kTwoPi = 6.283185307179586476925;
   const int half = cfg.rotary_dim / 2;
   float* c = scratch;
   float* s = scratch + half;
-  const double scale = table.attn_scale, sign = cfg.inverse ? -1.0 : 1.0;
-  const double* f = table.inv_freq.data();
-  for (int i = 0; i < half; ++i) {
-    const double a = double(pos) * f[i];
-    double sn, cs;
-    sincos_reduced(a - kTwoPi * std::nearbyint(a / kTwoPi), &sn, &cs);
-    c[i] = float(cs * scale);
-    s[i] = float(sign * sn * scale);
+  if (fresh_table) {
+    const double scale = table.attn_scale, sign = cfg.inverse ? -1.0 : 1.0;
+    const double* f = table.inv_freq.data();
+    for (int i = 0; i < half; ++i) {
+      const double a = double(pos) * f[i];
+      double sn, cs;
+      sincos_reduced(a - kTwoPi * std::nearbyint(a / kTwoPi), &sn, &cs);
+      c[i] = float(cs * scale);
+      s[i] = float(sign * sn * scale);
+    }
   }
-  const int es = dtype == 0 ? 4 : 2;
-  float* buf = scratch + 2 * half;
-  if (q_row) rotate_heads(dtype, es, static_cast<char*>(q_row), hq, D, cfg, c, s, buf);
-  if (k_row) rotate_heads(dtype, es, static_cast<char*>(k_row), hkv, D, cfg, c, s, buf);
+  rotate_heads(dtype, dtype == 0 ? 4 : 2, static_cast<char*>(rows), heads, D, cfg, c, s, scratch + 2 * half);
 }
 
 }  // namespace llmk::cpu::LLMK_ISA_NS

@@ -14,6 +14,16 @@ namespace llmk {
 
 enum class BinaryOp { Add, Mul };
 
+// Destination of the fused rope + KV-cache append: caches are [numPages, pageSize,
+// Hkv, D] (the paged layout of the attention kernels); token t goes to flat slot
+// slots[t] = page · pageSize + offset, an i32 in [0, numPages · pageSize).
+struct KvCacheWrite {
+  Tensor v;        // [T, Hkv, D], dtype of k
+  Tensor slots;    // i32 [T]
+  Tensor k_cache;  // [numPages, pageSize, Hkv, D], dtype of k
+  Tensor v_cache;
+};
+
 struct DeviceInfo {
   std::string name;     // "cpu", "simt", "cuda:0"
   std::string kind;     // "cpu" | "simt" | "cuda"
@@ -62,11 +72,13 @@ class Backend {
   // y[:] = value converted to y.dtype
   virtual void fill(const Tensor& y, double value) = 0;
 
-  // Rotary embedding in place, q[T,Hq,D] and (optionally, k may be null) k[T,Hkv,D],
-  // one pass over both; positions i32[T] (a negative one throws llmk::Error);
-  // dims >= rotary_dim pass through untouched. See common/rope.h.
+  // Rotary embedding, one pass over q[T,Hq,D] and (optionally; k may be null)
+  // k[T,Hkv,D]; positions i32[T] (a negative one throws llmk::Error); dims >= rotary_dim
+  // pass through untouched. See common/rope.h. Without `cache`, q and k rotate in
+  // place. With it (the decoder's fused path), q rotates in place while rotated k rows
+  // and v rows are written to cache slots instead (k is left as it was).
   virtual void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
-                    const RopeTable& table) = 0;
+                    const RopeTable& table, const KvCacheWrite* cache) = 0;
 };
 
 }  // namespace llmk
