@@ -58,4 +58,9 @@ export interface NativeAddon {
     q: NativeTensor, k: NativeTensor, v: NativeTensor, positions: NativeTensor, slots: NativeTensor,
     kCache: NativeTensor, vCache: NativeTensor, opts: object,
   ): void;
+  sparse24Prune(w: NativeTensor, norms: NativeTensor | null): NativeTensor;
+  /** [values [N, K/2], meta i32 [N, ceil(K/32)]] */
+  sparse24Compress(w: NativeTensor): [NativeTensor, NativeTensor];
+  sparse24Decompress(values: NativeTensor, meta: NativeTensor, K: number): NativeTensor;
+  sparse24Matmul(x: NativeTensor, values: NativeTensor, meta: NativeTensor, bias: NativeTensor | null): NativeTensor;
 }

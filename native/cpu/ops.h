@@ -16,5 +16,9 @@ void cast(const Tensor& x, const Tensor& y);
 void fill(const Tensor& y, double value);
 void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
           const KvCacheWrite* cache);
+void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out);
+void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta);
+void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out);
+void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias, const Tensor& y);
 
 }  // namespace llmk::cpu
