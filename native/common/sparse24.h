@@ -21,22 +21,20 @@ LLMK_HD bool sparse24_nibble_legal(uint32_t nib) {
   return i0 < i1;
 }
 
+LLMK_HD int sparse24_lowest_bit(uint32_t x4) { return (x4 & 1u) ? 0 : (x4 & 2u) ? 1 : (x4 & 4u) ? 2 : 3; }
+
 // Picks the two kept positions of a group from its non-zero mask (bit j = element j is
 // non-zero, at most 2 bits set): the non-zeros, completed with the lowest zero
-// positions so that the pair is always two distinct ascending indices.
+// positions, so the pair is always two distinct ascending indices. Branch-light and
+// array-free so it stays in registers on the GPU.
 LLMK_HD void sparse24_pick(uint32_t nonzero_mask, int* i0, int* i1) {
-  int picked[2] = {-1, -1}, n = 0;
-  for (int j = 0; j < 4 && n < 2; ++j)
-    if (nonzero_mask & (1u << j)) picked[n++] = j;
-  for (int j = 0; j < 4 && n < 2; ++j)
-    if (!(nonzero_mask & (1u << j)) && j != picked[0]) picked[n++] = j;
-  if (picked[0] > picked[1]) {
-    const int t = picked[0];
-    picked[0] = picked[1];
-    picked[1] = t;
+  uint32_t m = nonzero_mask & 0xfu;
+  for (int fill = 0; fill < 2; ++fill) {
+    const bool two = (m & (m - 1u)) != 0u;  // at least two bits set
+    if (!two) m |= ~m & (m + 1u);           // add the lowest zero bit
   }
-  *i0 = picked[0];
-  *i1 = picked[1];
+  *i0 = sparse24_lowest_bit(m);
+  *i1 = sparse24_lowest_bit(m & (m - 1u));
 }
 
 }  // namespace llmk
