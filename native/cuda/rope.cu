@@ -2,10 +2,9 @@
 // head (one launch, one pass over both); with a cache destination the rotated k rows
 // and the v rows go straight to their paged-cache slots.
 // check:cuda expects: ld.global
-#include "device.cuh"
-#include "convert.cuh"
 #include "common/rope.h"
-#include "llmk/backend.h"
+#include "convert.cuh"
+#include "kernels.h"
 
 namespace llmk::LLMK_DEVICE_NS {
 namespace {
@@ -78,7 +77,6 @@ __global__ void __launch_bounds__(256) rope_kernel(RopeParams p) {
 
 }  // namespace
 
-// Launches the fused rope; *error_dev must hold INT_MAX-like "no error" on entry.
 void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
                  const RopeTable& table, const KvCacheWrite* cache, int* error_dev, cudaStream_t stream) {
   LLMK_CHECK(cfg.rotary_dim / 2 <= kMaxPairs, RangeError, "rope: rotary_dim ", cfg.rotary_dim, " exceeds ",

@@ -11,8 +11,7 @@
 
 #include "common/sparse24.h"
 #include "convert.cuh"
-#include "device.cuh"
-#include "llmk/tensor.h"
+#include "kernels.h"
 
 namespace llmk::LLMK_DEVICE_NS {
 namespace {
