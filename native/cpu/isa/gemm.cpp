@@ -47,6 +47,29 @@ inline vf vload_bf16(const uint16_t* p) {
 inline void vstore_f16(uint16_t* p, vf v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
+// 16 x 16 in registers: 4x4 transposes inside each 128-bit lane, then of the lanes.
+inline void transpose(vf r[16]) {
+  vf t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {
+    const vf* q = t + 4 * g;
+    u[g * 4 + 0] = _mm512_shuffle_ps(q[0], q[2], 0x44);
+    u[g * 4 + 1] = _mm512_shuffle_ps(q[0], q[2], 0xEE);
+    u[g * 4 + 2] = _mm512_shuffle_ps(q[1], q[3], 0x44);
+    u[g * 4 + 3] = _mm512_shuffle_ps(q[1], q[3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const vf a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const vf e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), d = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    r[8 + c] = _mm512_shuffle_f32x4(b, d, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(b, d, 0xDD);
+  }
+}
 #elif defined(__AVX2__)
 using vf = __m256;
 constexpr int VL = 8;
@@ -69,6 +92,25 @@ inline vf vload_bf16(const uint16_t* p) {
 }
 inline void vstore_f16(uint16_t* p, vf v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+// 8 x 8 in registers: 4x4 transposes inside each 128-bit half, then swap halves.
+inline void transpose(vf r[8]) {
+  vf t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {
+    const vf* q = t + 4 * g;
+    u[g * 4 + 0] = _mm256_shuffle_ps(q[0], q[2], 0x44);
+    u[g * 4 + 1] = _mm256_shuffle_ps(q[0], q[2], 0xEE);
+    u[g * 4 + 2] = _mm256_shuffle_ps(q[1], q[3], 0x44);
+    u[g * 4 + 3] = _mm256_shuffle_ps(q[1], q[3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
 }
 #else
 using vf = __m128;
@@ -101,6 +143,7 @@ inline void vstore_f16(uint16_t* p, vf v) {
   _mm_store_ps(t, v);
   for (int i = 0; i < 4; ++i) p[i] = f32_to_f16(t[i]);
 }
+inline void transpose(vf r[4]) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
 #endif
 
 constexpr int NR = NV * VL;
@@ -154,35 +197,53 @@ struct Scratch {
   }
 };
 struct ThreadScratch {
-  Scratch a, b, c, row;
+  Scratch a, b, c;
 };
 ThreadScratch& thread_scratch() {
   static thread_local ThreadScratch s;
   return s;
 }
 
-// B block: rows [n0, n0+nb) x k [k0, k0+kb) of w into ceil(nb/NR) panels of kb x NR,
-// padded with zero columns.
-void pack_b(const MatmulParams& p, int64_t n0, int64_t nb, int64_t k0, int64_t kb, float* dst, float* rowbuf) {
-  for (int64_t jp = 0; jp < nb; jp += NR) {
-    float* panel = dst + jp * kb;
-    for (int j = 0; j < NR; ++j) {
-      if (jp + j >= nb) {
-        for (int64_t k = 0; k < kb; ++k) panel[k * NR + j] = 0.f;
-        continue;
-      }
-      const float* r = row_f32(p.w, p.dtype, (n0 + jp + j) * p.K + k0, kb, rowbuf);
-      for (int64_t k = 0; k < kb; ++k) panel[k * NR + j] = r[k];
-    }
-  }
+inline vf vload_any(const void* base, DType t, int64_t i) {
+  if (t == DType::F32) return vload(static_cast<const float*>(base) + i);
+  const uint16_t* h = static_cast<const uint16_t*>(base) + i;
+  return t == DType::F16 ? vload_f16(h) : vload_bf16(h);
 }
 
-// A micro-panel: rows [m0, m0+mr) x k [k0, k0+kb) of x as kb x MR (k-major).
-void pack_a(const MatmulParams& p, int64_t m0, int mr, int64_t k0, int64_t kb, float* dst, float* rowbuf) {
-  for (int i = 0; i < mr; ++i) {
-    const float* r = row_f32(p.x, p.dtype, (m0 + i) * p.K + k0, kb, rowbuf);
-    for (int64_t k = 0; k < kb; ++k) dst[k * MR + i] = r[k];
+// Copies `rows` (<= VL) rows of `src` (row stride ld elements, from element `off`),
+// k in [0, kb), into dst[k * dst_ld + i], widened to f32; rows >= `rows` become 0.
+// Whole VL x VL blocks are transposed in registers (a strided scalar copy made
+// packing about a third of the M=256 GEMM time); dst_ld may be < VL (the A panel):
+// then each column store spills zeros into the next k's slot, rewritten right after.
+void pack_transposed(const MatmulParams& p, const void* src, int64_t off, int64_t ld, int rows, int64_t kb,
+                     float* dst, int64_t dst_ld) {
+  const int64_t kv = kb / VL * VL;
+  for (int64_t k = 0; k < kv; k += VL) {
+    vf r[VL];
+    for (int i = 0; i < VL; ++i) r[i] = i < rows ? vload_any(src, p.dtype, off + i * ld + k) : vzero();
+    transpose(r);
+    for (int c = 0; c < VL; ++c) vstore(dst + (k + c) * dst_ld, r[c]);
   }
+  for (int64_t k = kv; k < kb; ++k)
+    for (int i = 0; i < std::min<int64_t>(VL, dst_ld); ++i)
+      dst[k * dst_ld + i] = i < rows ? scalar_load(src, p.dtype, off + i * ld + k) : 0.f;
+}
+
+// B block: rows [n0, n0+nb) x k [k0, k0+kb) of w into ceil(nb/NR) panels of kb x NR,
+// padded with zero columns.
+void pack_b(const MatmulParams& p, int64_t n0, int64_t nb, int64_t k0, int64_t kb, float* dst) {
+  for (int64_t jp = 0; jp < nb; jp += NR)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t row = jp + v * VL;
+      const int rows = int(std::clamp<int64_t>(nb - row, 0, VL));
+      pack_transposed(p, p.w, (n0 + row) * p.K + k0, p.K, rows, kb, dst + jp * kb + v * VL, NR);
+    }
+}
+
+// A micro-panel: rows [m0, m0+mr) x k [k0, k0+kb) of x as kb x MR (k-major); needs
+// VL - MR floats of slack after kb * MR.
+void pack_a(const MatmulParams& p, int64_t m0, int mr, int64_t k0, int64_t kb, float* dst) {
+  pack_transposed(p, p.x, m0 * p.K + k0, p.K, mr, kb, dst, MR);
 }
 
 // C[R x NR] (row stride ldc) = (first ? bias or 0 : C) + A·B over kb, R <= MR rows.
@@ -240,8 +301,7 @@ void split_threads(int64_t mt, int64_t ntl, int nt, int& tm, int& tn) {
 void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   ThreadScratch& s = thread_scratch();
   float* bp = s.b.get(size_t(KC) * NC);
-  float* ap = s.a.get(size_t(KC) * MR);
-  float* rowbuf = s.row.get(KC);
+  float* ap = s.a.get(size_t(KC) * MR + VL);
   const bool direct = p.dtype == DType::F32;  // accumulate straight into y
   const int64_t mstep = direct ? m1 - m0 : MC;
   float* cbuf = direct ? nullptr : s.c.get(size_t(MC) * NC);
@@ -255,10 +315,10 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
       for (int64_t pc = 0; pc < p.K; pc += KC) {
         const int64_t kb = std::min(KC, p.K - pc);
         const bool first = pc == 0;
-        pack_b(p, jc, nb, pc, kb, bp, rowbuf);
+        pack_b(p, jc, nb, pc, kb, bp);
         for (int64_t ir = mc; ir < mce; ir += MR) {
           const int mr = int(std::min<int64_t>(MR, mce - ir));
-          pack_a(p, ir, mr, pc, kb, ap, rowbuf);
+          pack_a(p, ir, mr, pc, kb, ap);
           const auto kernel = kKernels[mr - 1];
           float* crow = c0 + (ir - mc) * ldc;
           for (int64_t jr = 0; jr < nb; jr += NR) {
