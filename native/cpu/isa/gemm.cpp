@@ -298,6 +298,29 @@ void split_threads(int64_t mt, int64_t ntl, int nt, int& tm, int& tn) {
   }
 }
 
+// Packing a B block reads w from DRAM (w is read once, so it is never cached): the
+// source of the next block is prefetched into L2 a few lines per microkernel call,
+// which hides that read behind the compute of the current block.
+class NextBlockPrefetch {
+ public:
+  NextBlockPrefetch(const MatmulParams& p, int64_t n, int64_t nb, int64_t k, int64_t kb, int64_t calls)
+      : base_(static_cast<const char*>(p.w)), es_(int64_t(dtype_size(p.dtype))), ld_(p.K * es_), n_(n), k_(k) {
+    lines_per_row_ = (kb * es_ + 63) / 64;
+    total_ = nb * lines_per_row_;
+    per_call_ = calls > 0 ? (total_ + calls - 1) / calls : total_;
+  }
+  void step() {
+    for (int64_t e = std::min(total_, next_ + per_call_); next_ < e; ++next_) {
+      const int64_t r = next_ / lines_per_row_, l = next_ % lines_per_row_;
+      _mm_prefetch(base_ + (n_ + r) * ld_ + k_ * es_ + l * 64, _MM_HINT_T1);
+    }
+  }
+
+ private:
+  const char* base_;
+  int64_t es_, ld_, n_, k_, lines_per_row_ = 0, total_ = 0, per_call_ = 0, next_ = 0;
+};
+
 void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   ThreadScratch& s = thread_scratch();
   float* bp = s.b.get(size_t(KC) * NC);
@@ -316,6 +339,11 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
         const int64_t kb = std::min(KC, p.K - pc);
         const bool first = pc == 0;
         pack_b(p, jc, nb, pc, kb, bp);
+        // The block packed after this one: next K block, else next N block.
+        const bool next_k = pc + KC < p.K;
+        const int64_t njc = next_k ? jc : jc + NC, npc = next_k ? pc + KC : 0;
+        const int64_t calls = (mce - mc + MR - 1) / MR * ((nb + NR - 1) / NR);
+        NextBlockPrefetch prefetch(p, njc, njc < n1 ? std::min(NC, n1 - njc) : 0, npc, std::min(KC, p.K - npc), calls);
         for (int64_t ir = mc; ir < mce; ir += MR) {
           const int mr = int(std::min<int64_t>(MR, mce - ir));
           pack_a(p, ir, mr, pc, kb, ap);
@@ -324,6 +352,7 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
           for (int64_t jr = 0; jr < nb; jr += NR) {
             const int64_t nr = std::min<int64_t>(NR, nb - jr);
             const float* bj = bias ? bias + jr : nullptr;
+            prefetch.step();
             if (nr == NR)
               kernel(kb, ap, bp + jr * kb, crow + jr, ldc, first, bj);
             else
@@ -333,7 +362,7 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
       }
       if (!direct)
         for (int64_t m = mc; m < mce; ++m)
-          store_row(cbuf + (m - mc) * NC, static_cast<char*>(p.y) + (m * p.N + jc) * 2, p.dtype, nb);
+          store_row(cbuf + (m - mc) * NC, static_cast<char*>(p.y) + (m * p.N + jc) * dtype_size(p.dtype), p.dtype, nb);
     }
   }
 }
