@@ -9,8 +9,9 @@
 //   ir: MR rows of x        -> A micro-panel (MR x KC f32) packed just in time, in L1
 //   jr: NR columns          -> microkernel: MR x NR accumulators in registers
 // Packing also removes the 4 KiB-aliasing of rows that are K*4 bytes apart.
-// GCC 12 reports its own _mm512_undefined_* helpers (inside cvtph/reduce intrinsics)
-// as maybe-uninitialized; the warning is a known false positive of those headers.
+// GCC 12's AVX-512 headers seed many intrinsics with _mm512_undefined_*() and then
+// warn about it at -O3 (a known false positive of those headers, not of this file).
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
@@ -39,7 +40,12 @@ inline vf vbcast(float a) { return _mm512_set1_ps(a); }
 inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
 inline void vstore(float* p, vf v) { _mm512_storeu_ps(p, v); }
 inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-inline float vsum(vf v) { return _mm512_reduce_add_ps(v); }
+inline float vsum(vf v) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
 inline vf vload_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 inline vf vload_bf16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
@@ -155,12 +161,6 @@ constexpr int64_t NC = NR * (1024 / NR);
 // f16/bf16 outputs accumulate across KC blocks in an f32 tile of MC x NC per thread.
 constexpr int64_t MC = 256;
 
-inline float scalar_load(const void* p, DType t, int64_t i) {
-  if (t == DType::F32) return static_cast<const float*>(p)[i];
-  const uint16_t h = static_cast<const uint16_t*>(p)[i];
-  return t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-}
-
 // Widens n elements starting at element `off` to f32; f32 input is returned in place.
 const float* row_f32(const void* base, DType t, int64_t off, int64_t n, float* buf) {
   if (t == DType::F32) return static_cast<const float*>(base) + off;
@@ -204,29 +204,55 @@ ThreadScratch& thread_scratch() {
   return s;
 }
 
-inline vf vload_any(const void* base, DType t, int64_t i) {
-  if (t == DType::F32) return vload(static_cast<const float*>(base) + i);
-  const uint16_t* h = static_cast<const uint16_t*>(base) + i;
-  return t == DType::F16 ? vload_f16(h) : vload_bf16(h);
+// Source element types, so loops are instantiated per dtype with no branch inside.
+struct F32Src {
+  using T = float;
+  static vf load(const float* p) { return vload(p); }
+  static float scalar(const float* p) { return *p; }
+};
+struct F16Src {
+  using T = uint16_t;
+  static vf load(const uint16_t* p) { return vload_f16(p); }
+  static float scalar(const uint16_t* p) { return f16_to_f32(*p); }
+};
+struct BF16Src {
+  using T = uint16_t;
+  static vf load(const uint16_t* p) { return vload_bf16(p); }
+  static float scalar(const uint16_t* p) { return bf16_to_f32(*p); }
+};
+template <class Fn>
+void with_src(DType t, Fn&& fn) {
+  if (t == DType::F32) fn(F32Src{});
+  else if (t == DType::F16) fn(F16Src{});
+  else fn(BF16Src{});
 }
 
+// Rows past the edge read from here (zero bits are 0 in every float dtype).
+alignas(64) const float kZeroRow[KC] = {};
+
 // Copies `rows` (<= VL) rows of `src` (row stride ld elements, from element `off`),
-// k in [0, kb), into dst[k * dst_ld + i], widened to f32; rows >= `rows` become 0.
+// k in [0, kb <= KC), into dst[k * dst_ld + i], widened to f32; rows >= `rows` are 0.
 // Whole VL x VL blocks are transposed in registers (a strided scalar copy made
 // packing about a third of the M=256 GEMM time); dst_ld may be < VL (the A panel):
 // then each column store spills zeros into the next k's slot, rewritten right after.
 void pack_transposed(const MatmulParams& p, const void* src, int64_t off, int64_t ld, int rows, int64_t kb,
                      float* dst, int64_t dst_ld) {
-  const int64_t kv = kb / VL * VL;
-  for (int64_t k = 0; k < kv; k += VL) {
-    vf r[VL];
-    for (int i = 0; i < VL; ++i) r[i] = i < rows ? vload_any(src, p.dtype, off + i * ld + k) : vzero();
-    transpose(r);
-    for (int c = 0; c < VL; ++c) vstore(dst + (k + c) * dst_ld, r[c]);
-  }
-  for (int64_t k = kv; k < kb; ++k)
-    for (int i = 0; i < std::min<int64_t>(VL, dst_ld); ++i)
-      dst[k * dst_ld + i] = i < rows ? scalar_load(src, p.dtype, off + i * ld + k) : 0.f;
+  with_src(p.dtype, [&](auto s) {
+    using S = decltype(s);
+    using T = typename S::T;
+    const T* row[VL];
+    for (int i = 0; i < VL; ++i)
+      row[i] = i < rows ? static_cast<const T*>(src) + off + i * ld : reinterpret_cast<const T*>(kZeroRow);
+    const int64_t kv = kb / VL * VL;
+    for (int64_t k = 0; k < kv; k += VL) {
+      vf r[VL];
+      for (int i = 0; i < VL; ++i) r[i] = S::load(row[i] + k);
+      transpose(r);
+      for (int c = 0; c < VL; ++c) vstore(dst + (k + c) * dst_ld, r[c]);
+    }
+    for (int64_t k = kv; k < kb; ++k)
+      for (int i = 0; i < std::min<int64_t>(VL, dst_ld); ++i) dst[k * dst_ld + i] = S::scalar(row[i] + k);
+  });
 }
 
 // B block: rows [n0, n0+nb) x k [k0, k0+kb) of w into ceil(nb/NR) panels of kb x NR,
@@ -249,6 +275,10 @@ void pack_a(const MatmulParams& p, int64_t m0, int mr, int64_t k0, int64_t kb, f
 // C[R x NR] (row stride ldc) = (first ? bias or 0 : C) + A·B over kb, R <= MR rows.
 template <int R>
 void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t ldc, bool first, const float* bias) {
+  // The C tile was last touched a whole B block ago: start pulling it in now so the
+  // read-modify-write at the end does not stall.
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV * VL * 4; v += 64) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc) + v, _MM_HINT_T0);
   vf acc[R][NV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
@@ -367,57 +397,64 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
   }
 }
 
-// GEMV: M (<= kGemvMaxRows) rows of x against RW rows of w at a time, every w element
-// loaded (and widened) once into a register and used for all M rows.
-template <int M>
-void gemv_rows(const MatmulParams& p, const float* x, int64_t n0, int64_t n1) {
-  constexpr int RW = std::clamp(kGemvAcc / M, 1, 4);
+// GEMV tile: rows [m0, m0+M) of y, columns [n, n+R). Each w vector is loaded (and
+// widened) once into a register and used for all M rows of x (f32, L1/L2-resident).
+template <class S, int M, int R>
+void gemv_tile(const MatmulParams& p, const float* x, int64_t m0, int64_t n) {
+  using T = typename S::T;
   const int64_t K = p.K, kv = K / VL * VL;
-  float out[M][RW];
-  auto load_w = [&](int64_t n, int64_t k) {
-    if (p.dtype == DType::F32) return vload(static_cast<const float*>(p.w) + n * K + k);
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + n * K + k;
-    return p.dtype == DType::F16 ? vload_f16(w) : vload_bf16(w);
-  };
-  auto finish = [&](int64_t n, int rw) {
-    for (int m = 0; m < M; ++m)
-      for (int r = 0; r < rw; ++r) {
-        float v = out[m][r];
-        for (int64_t k = kv; k < K; ++k) v += x[m * K + k] * scalar_load(p.w, p.dtype, (n + r) * K + k);
-        if (p.bias) v += p.bias[n + r];
-        if (p.dtype == DType::F32)
-          static_cast<float*>(p.y)[m * p.N + n + r] = v;
-        else
-          store_row(&v, static_cast<uint16_t*>(p.y) + m * p.N + n + r, p.dtype, 1);
-      }
-  };
-  auto block = [&]<int R>(int64_t n) {
-    vf acc[M][R];
-    for (int m = 0; m < M; ++m)
-      for (int r = 0; r < R; ++r) acc[m][r] = vzero();
-    for (int64_t k = 0; k < kv; k += VL) {
-      vf w[R];
-      for (int r = 0; r < R; ++r) w[r] = load_w(n + r, k);
-      for (int m = 0; m < M; ++m) {
-        const vf xv = vload(x + m * K + k);
-        for (int r = 0; r < R; ++r) acc[m][r] = vfma(xv, w[r], acc[m][r]);
-      }
+  const T* w = static_cast<const T*>(p.w) + n * K;
+  const float* xm = x + m0 * K;
+  vf acc[M][R];
+  for (int m = 0; m < M; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = vzero();
+  for (int64_t k = 0; k < kv; k += VL) {
+    vf wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = S::load(w + r * K + k);
+    for (int m = 0; m < M; ++m) {
+      const vf xv = vload(xm + m * K + k);
+      for (int r = 0; r < R; ++r) acc[m][r] = vfma(xv, wv[r], acc[m][r]);
     }
-    for (int m = 0; m < M; ++m)
-      for (int r = 0; r < R; ++r) out[m][r] = vsum(acc[m][r]);
-    finish(n, R);
-  };
-  int64_t n = n0;
-  for (; n + RW <= n1; n += RW) block.template operator()<RW>(n);
-  for (; n < n1; ++n) block.template operator()<1>(n);
+  }
+  for (int m = 0; m < M; ++m)
+    for (int r = 0; r < R; ++r) {
+      float v = vsum(acc[m][r]);
+      for (int64_t k = kv; k < K; ++k) v += xm[m * K + k] * S::scalar(w + r * K + k);
+      if (p.bias) v += p.bias[n + r];
+      store_row(&v, static_cast<char*>(p.y) + ((m0 + m) * p.N + n + r) * dtype_size(p.dtype), p.dtype, 1);
+    }
 }
 
-template <int... Ms>
-constexpr auto gemv_table(std::integer_sequence<int, Ms...>) {
-  using Fn = void (*)(const MatmulParams&, const float*, int64_t, int64_t);
-  return std::array<Fn, sizeof...(Ms)>{&gemv_rows<Ms + 1>...};
+template <class S, int R, int... Ms>
+void gemv_tile_rows(int rows, const MatmulParams& p, const float* x, int64_t m0, int64_t n,
+                    std::integer_sequence<int, Ms...>) {
+  ((rows == Ms + 1 ? gemv_tile<S, Ms + 1, R>(p, x, m0, n) : void()), ...);
 }
-constexpr auto kGemv = gemv_table(std::make_integer_sequence<int, int(kGemvMaxRows)>{});
+
+// Columns [n0, n1) of y for all M rows. x is taken kGemvMaxRows rows at a time, all
+// chunks against the same R rows of w while those are still in L1, so w streams from
+// memory once however many chunks there are. R: as many w rows as accumulators allow.
+template <class S>
+void gemv_columns(const MatmulParams& p, const float* x, int64_t n0, int64_t n1) {
+  constexpr int kChunk = int(kGemvMaxRows);
+  const int rows0 = int(std::min<int64_t>(p.M, kChunk));
+  const int r_full = std::clamp(kGemvAcc / rows0, 1, 4);
+  auto run = [&]<int R>(int64_t n) {
+    for (int64_t m0 = 0; m0 < p.M; m0 += kChunk)
+      gemv_tile_rows<S, R>(int(std::min<int64_t>(kChunk, p.M - m0)), p, x, m0, n,
+                           std::make_integer_sequence<int, kChunk>{});
+  };
+  int64_t n = n0;
+  for (; n + r_full <= n1; n += r_full) {
+    switch (r_full) {
+      case 4: run.template operator()<4>(n); break;
+      case 3: run.template operator()<3>(n); break;
+      case 2: run.template operator()<2>(n); break;
+      default: run.template operator()<1>(n); break;
+    }
+  }
+  for (; n < n1; ++n) run.template operator()<1>(n);
+}
 
 }  // namespace
 
@@ -442,7 +479,7 @@ void gemm(const MatmulParams& p) {
 }
 
 void gemv(const MatmulParams& p) {
-  // x is small (<= 8 rows): widened once to f32 so the inner loop only converts w.
+  // x is small: widened once to f32 so the inner loop only converts w.
   static thread_local std::vector<float> xbuf;
   const float* x = static_cast<const float*>(p.x);
   if (p.dtype != DType::F32) {
@@ -453,8 +490,10 @@ void gemv(const MatmulParams& p) {
   // Each thread takes a contiguous range of w rows, at least ~64 KiB of weights.
   const int64_t row_bytes = p.K * int64_t(dtype_size(p.dtype));
   const int64_t grain = std::max<int64_t>(4, (64 << 10) / std::max<int64_t>(row_bytes, 1));
-  const auto fn = kGemv[p.M - 1];
-  cpu_pool().parallel_for(p.N, grain, [&](int64_t b, int64_t e) { fn(p, x, b, e); });
+  with_src(p.dtype, [&](auto s) {
+    using S = decltype(s);
+    cpu_pool().parallel_for(p.N, grain, [&](int64_t b, int64_t e) { gemv_columns<S>(p, x, b, e); });
+  });
 }
 
 }  // namespace llmk::cpu::LLMK_ISA_NS
