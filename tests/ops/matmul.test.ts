@@ -108,6 +108,15 @@ describe.each(DEVICES)('matmul on %s', (device) => {
     [xt, wt, bt].forEach((t) => t.dispose());
   });
 
+  it('K = 0 gives the bias (or zeros) in every row', async () => {
+    const x = tensor(new Float32Array(0), [3, 0], { device });
+    const w = tensor(new Float32Array(0), [2, 0], { device });
+    const b = tensor([1.5, -2], [2], { device });
+    expect(Array.from(await matmul(x, w, { bias: b }).toArray())).toEqual([1.5, -2, 1.5, -2, 1.5, -2]);
+    expect(Array.from(await matmul(x, w).toArray())).toEqual([0, 0, 0, 0, 0, 0]);
+    [x, w, b].forEach((t) => t.dispose());
+  });
+
   it('rejects mismatched shapes and dtypes, naming the argument', () => {
     const x = tensor(randn(6, 1), [2, 3], { device });
     const w = tensor(randn(8, 2), [2, 4], { device });
