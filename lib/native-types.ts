@@ -47,6 +47,8 @@ export interface NativeAddon {
   setCpuIsa(isa: 'avx512' | 'avx2' | 'scalar'): string;
   /** Test hook (simt builds only): set and/or read the simt thread schedule. */
   simtSchedule?(schedule?: 'forward' | 'reverse' | 'random'): string;
+  /** Test hook (simt builds only): run an emulator self-test kernel on typed-array buffers. */
+  simtSelfTest?(name: string, buffers: ArrayBufferView[], arg0?: number, arg1?: number): Promise<void>;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;
