@@ -3,6 +3,7 @@
 // land in the emulator's fake runtime). Memory comes from the stream-ordered pool
 // (cudaMallocAsync / cudaFreeAsync on the device's stream); every call and launch is
 // checked and failures become llmk::Error, reported at the device's next sync point.
+// check:cuda expects: none (no kernels here)
 #include <climits>
 #include <cstring>
 #include <mutex>
