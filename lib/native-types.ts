@@ -24,6 +24,14 @@ export interface NativeCudaStatus {
   reason?: string;
 }
 
+export interface NativePeaks {
+  fp32Gflops: number;
+  int8Gops: number;
+  readGBs: number;
+  isa: string;
+  threads: number;
+}
+
 export interface NativeAddon {
   NativeTensor: new () => NativeTensor;
   fromBuffer(
@@ -45,6 +53,9 @@ export interface NativeAddon {
   memory(): { tensors: number; bytes: Record<string, number> };
   /** Test hook: force the cpu ISA for later ops; returns the ISA in effect (clamped to the CPU). */
   setCpuIsa(isa: 'avx512' | 'avx2' | 'scalar'): string;
+
+  /** Peak fp32 FMA, int8 dot-product and DRAM read rates of the cpu device (all pool threads, current ISA). */
+  measurePeaks(): Promise<NativePeaks>;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;

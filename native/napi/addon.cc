@@ -5,6 +5,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   llmk::napi::init_tensor_functions(env, exports);
   llmk::napi::init_basic_ops(env, exports);
+  llmk::napi::init_bench(env, exports);
   return exports;
 }
 }  // namespace

@@ -63,5 +63,6 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Va
 // Registration of op families (one file each).
 void init_tensor_functions(Napi::Env env, Napi::Object exports);
 void init_basic_ops(Napi::Env env, Napi::Object exports);
+void init_bench(Napi::Env env, Napi::Object exports);
 
 }  // namespace llmk::napi
