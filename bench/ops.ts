@@ -203,13 +203,15 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
     date: new Date().toISOString(),
     quick: opts.quick,
   };
+  // Quick runs (npm start) get their own files so they never replace a full run.
+  const suffix = opts.quick ? '.quick' : '';
   for (const d of new Set(results.map((r) => r.device))) {
-    const file = join(outDir, `${d.replace(/[^a-z0-9]+/gi, '-')}.json`);
+    const file = join(outDir, `${d.replace(/[^a-z0-9]+/gi, '-')}${suffix}.json`);
     const rows = results.filter((r) => r.device === d);
     writeFileSync(file, JSON.stringify({ machine, peaks, results: rows }, null, 2) + '\n');
     console.log(`wrote ${file}`);
   }
-  const chart = join(outDir, 'chart.svg');
+  const chart = join(outDir, `chart${suffix}.svg`);
   writeFileSync(chart, renderChart(results, machine, peaks));
   console.log(`wrote ${chart}`);
   return results;
