@@ -166,7 +166,9 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
   const available = devices().map((d) => d.name);
   for (const d of opts.devices ?? [])
     if (!available.includes(d)) throw new Error(`Unknown or unavailable device '${d}' for --device; available: ${available.join(', ')}`);
-  const devs = opts.devices ?? available;
+  // simt is an emulator for checking GPU code, not a performance target: benched
+  // only when named with --device.
+  const devs = opts.devices ?? devices().filter((d) => d.kind !== 'simt').map((d) => d.name);
   const peaks = await measurePeaks();
   console.log(
     `peaks (cpu, ${peaks.isa}, ${peaks.threads} threads): fp32 ${peaks.fp32Gflops.toFixed(0)} GFLOP/s, ` +
