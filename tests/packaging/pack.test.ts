@@ -3,7 +3,7 @@
 // only `node` (no cc/c++/cmake/nvcc), then load it with import and require and run
 // an op. The install script must pick the prebuilt binary instead of building.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -62,7 +62,18 @@ describe('npm package', () => {
     const cjs = sh(process.execPath, ['-e', `const { tensor, add } = require('llm-kernels'); ${check('')}`], { cwd: app, env });
     for (const out of [esm, cjs]) expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual([11.5, -1.5, 13.25, 4.5]);
 
-    const cli = sh(process.execPath, [join(pkg, 'dist', 'cli', 'main.js'), 'info'], { cwd: app, env });
-    expect(cli).toMatch(/cpu\s+cpu/);
+    // The CLI from the installed package: info, a one-op quick bench (the runner is
+    // bundled in dist/bench), and a clear exit 2 on a bad flag.
+    const cliJs = join(pkg, 'dist', 'cli', 'main.js');
+    expect(sh(process.execPath, [cliJs, 'info'], { cwd: app, env })).toMatch(/cpu\s+cpu/);
+    const out = join(work, 'results');
+    const bench = sh(process.execPath, [cliJs, 'bench', '--quick', '--op', 'add', '--device', 'cpu', '--out', out], { cwd: app, env });
+    expect(bench).toMatch(/add f32 \[64x4096\]/);
+    const saved = JSON.parse(readFileSync(join(out, 'cpu.quick.json'), 'utf8')) as { results: { op: string; medianMs: number }[] };
+    expect(saved.results.map((r) => r.op)).toEqual(['add']);
+    expect(saved.results[0].medianMs).toBeGreaterThan(0);
+    const bad = spawnSync(process.execPath, [cliJs, 'bench', '--bogus'], { cwd: app, env, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("Unknown bench option '--bogus'");
   });
 });
