@@ -9,6 +9,8 @@ export interface BenchWork {
   intOps?: number;
   /** bytes that must move per run (memory-bound shapes) — reported as GB/s against read bandwidth */
   bytes?: number;
+  /** ops enqueued per run (overhead cases) — the runner also reports time per op */
+  calls?: number;
 }
 
 export interface BenchRun {

@@ -24,6 +24,14 @@ export interface NativeCudaStatus {
   reason?: string;
 }
 
+export interface NativePeaks {
+  fp32Gflops: number;
+  int8Gops: number;
+  readGBs: number;
+  isa: string;
+  threads: number;
+}
+
 export interface NativeAddon {
   NativeTensor: new () => NativeTensor;
   fromBuffer(
@@ -49,6 +57,9 @@ export interface NativeAddon {
   simtSchedule?(schedule?: 'forward' | 'reverse' | 'random'): string;
   /** Test hook (simt builds only): run an emulator self-test kernel on typed-array buffers. */
   simtSelfTest?(name: string, buffers: ArrayBufferView[], arg0?: number, arg1?: number): Promise<void>;
+
+  /** Peak fp32 FMA, int8 dot-product and DRAM read rates of the cpu device (all pool threads, current ISA). */
+  measurePeaks(): Promise<NativePeaks>;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;

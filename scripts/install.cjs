@@ -3,12 +3,17 @@
 // node-gyp, which does not know our CMake build.)
 'use strict';
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 
 function prebuildLoads() {
   if (process.env.LLMK_BUILD_FROM_SOURCE) return false;
+  // A git checkout (developers, CI) always builds: node-gyp-build would otherwise
+  // accept a stale build/Release left from older sources. cmake-js builds
+  // incrementally, so this costs seconds when nothing changed.
+  if (fs.existsSync(path.join(root, '.git'))) return false;
   // A fresh child process: a binary that fails to load must not poison this one.
   const probe = `require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(root)})`;
   const r = spawnSync(process.execPath, ['-e', probe], { stdio: 'ignore' });

@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef LLMK_WITH_SIMT
   llmk::napi::init_simt_control(env, exports);
 #endif
+  llmk::napi::init_bench(env, exports);
   return exports;
 }
 }  // namespace

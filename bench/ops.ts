@@ -1,0 +1,242 @@
+// Benchmark runner: loads every bench/ops/*.ts BenchModule, times each case on each
+// device (warm-up, then repeats for a time budget; median), prints a table against
+// the machine's measured peaks, writes bench/results/<device>.json and a chart.
+//   tsx bench/ops.ts [--quick] [--op NAME[,NAME]] [--device NAME[,NAME]] [--out DIR]
+import { readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { devices } from '../lib/index.js';
+import { renderChart } from './chart.js';
+import { measurePeaks, type Peaks } from './peak.js';
+import type { BenchCase, BenchModule } from './types.js';
+
+export interface BenchOptions {
+  quick: boolean;
+  ops?: string[];
+  devices?: string[];
+  outDir?: string;
+}
+
+export interface CaseResult {
+  name: string;
+  op: string;
+  device: string;
+  bound: 'compute' | 'memory';
+  runs: number;
+  medianMs: number;
+  /** GFLOP/s, GOP/s or GB/s, per `unit` */
+  rate: number;
+  unit: 'GFLOP/s' | 'GOP/s' | 'GB/s' | '';
+  pctOfPeak: number | null;
+  baseline?: string;
+  speedup?: number;
+  /** overhead cases: median time per enqueued op, in µs */
+  usPerCall?: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export function parseArgs(argv: string[]): BenchOptions {
+  const o: BenchOptions = { quick: false };
+  const list = (i: number, flag: string): string[] => {
+    const v = argv[i];
+    if (v === undefined || v.startsWith('--')) throw new Error(`Expected a value after ${flag}`);
+    return v.split(',').filter(Boolean);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--op') o.ops = [...(o.ops ?? []), ...list(++i, a)];
+    else if (a === '--device') o.devices = [...(o.devices ?? []), ...list(++i, a)];
+    else if (a === '--out') o.outDir = list(++i, a)[0];
+    else throw new Error(`Unknown bench option '${a}'; expected --quick, --op NAME, --device NAME, --out DIR`);
+  }
+  return o;
+}
+
+async function loadModules(): Promise<BenchModule[]> {
+  // .ts when run from the repo (tsx), .js when run from the bundled dist/bench.
+  const dir = join(here, 'ops');
+  const files = readdirSync(dir)
+    .filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts'))
+    .sort();
+  const mods: BenchModule[] = [];
+  for (const f of files) {
+    const m = (await import(pathToFileURL(join(dir, f)).href)) as { default?: BenchModule };
+    if (typeof m.default !== 'function') throw new Error(`bench/ops/${f}: expected a default export of type BenchModule`);
+    mods.push(m.default);
+  }
+  return mods;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function timeCase(c: BenchCase, quick: boolean): Promise<{ runs: number; medianMs: number }> {
+  const r = await c.setup();
+  try {
+    const budgetMs = quick ? 150 : 1000;
+    const maxRuns = quick ? 15 : 200;
+    await r.run(); // warm-up: first-touch, caches, lazy init
+    const times: number[] = [];
+    const start = performance.now();
+    while (times.length < 3 || (times.length < maxRuns && performance.now() - start < budgetMs)) {
+      const t0 = performance.now();
+      await r.run();
+      times.push(performance.now() - t0);
+    }
+    return { runs: times.length, medianMs: median(times) };
+  } finally {
+    r.dispose();
+  }
+}
+
+function rateOf(c: BenchCase, ms: number, peaks: Peaks): Pick<CaseResult, 'rate' | 'unit' | 'pctOfPeak'> {
+  const s = ms / 1e3;
+  const onCpu = c.device === 'cpu';
+  if (c.bound === 'compute' && c.work.intOps) {
+    const rate = c.work.intOps / s / 1e9;
+    return { rate, unit: 'GOP/s', pctOfPeak: onCpu ? (100 * rate) / peaks.int8Gops : null };
+  }
+  if (c.bound === 'compute' && c.work.flops) {
+    const rate = c.work.flops / s / 1e9;
+    return { rate, unit: 'GFLOP/s', pctOfPeak: onCpu ? (100 * rate) / peaks.fp32Gflops : null };
+  }
+  if (c.work.bytes) {
+    const rate = c.work.bytes / s / 1e9;
+    return { rate, unit: 'GB/s', pctOfPeak: onCpu ? (100 * rate) / peaks.readGBs : null };
+  }
+  return { rate: 0, unit: '', pctOfPeak: null };
+}
+
+function fmtMs(ms: number): string {
+  if (ms < 0.01) return `${(ms * 1e3).toFixed(2)} µs`;
+  if (ms < 1) return `${(ms * 1e3).toFixed(0)} µs`;
+  return `${ms.toFixed(ms < 100 ? 2 : 0)} ms`;
+}
+
+function printTable(rows: CaseResult[]): void {
+  const head = ['op', 'device', 'case', 'median', 'rate', '% peak', 'vs baseline'];
+  const body = rows.map((r) => [
+    r.op,
+    r.device,
+    r.name,
+    fmtMs(r.medianMs),
+    r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs/op` : '',
+    r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`,
+    r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : '',
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i >= 3 && i <= 5 ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ');
+  console.log(line(head));
+  console.log(w.map((n) => '-'.repeat(n)).join('  '));
+  for (const b of body) console.log(line(b));
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch {
+    // not Linux: fall back to what Node reports
+  }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+function packageVersion(): string {
+  let dir = here;
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pj.name === 'llm-kernels') return pj.version ?? 'unknown';
+    } catch {
+      // keep walking up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+/** Runs the benchmarks; returns every case result (also printed and written to outDir). */
+export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
+  const available = devices().map((d) => d.name);
+  for (const d of opts.devices ?? [])
+    if (!available.includes(d)) throw new Error(`Unknown or unavailable device '${d}' for --device; available: ${available.join(', ')}`);
+  // simt is an emulator for checking GPU code, not a performance target: benched
+  // only when named with --device.
+  const devs = opts.devices ?? devices().filter((d) => d.kind !== 'simt').map((d) => d.name);
+  const peaks = await measurePeaks();
+  console.log(
+    `peaks (cpu, ${peaks.isa}, ${peaks.threads} threads): fp32 ${peaks.fp32Gflops.toFixed(0)} GFLOP/s, ` +
+      `int8 ${peaks.int8Gops.toFixed(0)} GOP/s, read ${peaks.readGBs.toFixed(1)} GB/s`,
+  );
+  let cases = (await loadModules()).flatMap((m) => m(devs, { quick: opts.quick }));
+  if (opts.ops) {
+    const known = [...new Set(cases.map((c) => c.op))];
+    for (const o of opts.ops)
+      if (!known.includes(o)) throw new Error(`Unknown op '${o}' for --op; available: ${known.join(', ')}`);
+    cases = cases.filter((c) => opts.ops!.includes(c.op));
+  }
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    const t = await timeCase(c, opts.quick);
+    const usPerCall = c.work.calls ? (t.medianMs * 1e3) / c.work.calls : undefined;
+    results.push({ name: c.name, op: c.op, device: c.device, bound: c.bound, ...t, ...rateOf(c, t.medianMs, peaks), baseline: c.baseline, usPerCall });
+  }
+  for (const r of results) {
+    if (!r.baseline) continue;
+    const b = results.find((x) => x.name === r.baseline && x.device === r.device);
+    if (b) r.speedup = b.medianMs / r.medianMs;
+  }
+  printTable(results);
+
+  const outDir = resolve(opts.outDir ?? join(process.cwd(), 'bench', 'results'));
+  mkdirSync(outDir, { recursive: true });
+  const machine = {
+    cpu: cpuModel(),
+    isa: peaks.isa,
+    threads: peaks.threads,
+    node: process.version,
+    package: packageVersion(),
+    date: new Date().toISOString(),
+    quick: opts.quick,
+  };
+  // Quick runs (npm start) get their own files so they never replace a full run.
+  const suffix = opts.quick ? '.quick' : '';
+  for (const d of new Set(results.map((r) => r.device))) {
+    const file = join(outDir, `${d.replace(/[^a-z0-9]+/gi, '-')}${suffix}.json`);
+    const rows = results.filter((r) => r.device === d);
+    writeFileSync(file, JSON.stringify({ machine, peaks, results: rows }, null, 2) + '\n');
+    console.log(`wrote ${file}`);
+  }
+  const chart = join(outDir, `chart${suffix}.svg`);
+  writeFileSync(chart, renderChart(results, machine, peaks));
+  console.log(`wrote ${chart}`);
+  return results;
+}
+
+/** CLI entry: exit code 2 on bad options, 1 on a failing case. */
+export async function main(argv: string[]): Promise<number> {
+  let opts: BenchOptions;
+  try {
+    opts = parseArgs(argv);
+  } catch (e) {
+    console.error(`llm-kernels bench: ${(e as Error).message}`);
+    return 2;
+  }
+  try {
+    await runBench(opts);
+    return 0;
+  } catch (e) {
+    console.error(`llm-kernels bench: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}

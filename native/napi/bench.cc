@@ -1,0 +1,154 @@
+// measurePeaks(): the machine's own compute and bandwidth peaks for the benchmark
+// report's "% of peak". Runs on the cpu device's worker (after queued cpu work), on
+// every pool thread, with the ISA the cpu kernels use.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <unistd.h>
+
+#include "cpu/isa.h"
+#include "cpu/threadpool.h"
+#include "napi/tensor_handle.h"
+
+namespace llmk::cpu {
+#define LLMK_DECLARE_PEAK(ns)                                  \
+  namespace ns {                                               \
+  double peak_fma_f32(int64_t iters, float* sink);             \
+  double peak_int8(int64_t iters, int32_t* sink);              \
+  float peak_read(const float* p, size_t n);                   \
+  }
+LLMK_DECLARE_PEAK(isa_scalar)
+LLMK_DECLARE_PEAK(isa_avx2)
+LLMK_DECLARE_PEAK(isa_avx512)
+#undef LLMK_DECLARE_PEAK
+}  // namespace llmk::cpu
+
+namespace llmk::napi {
+namespace {
+
+struct Peaks {
+  double fp32_flops = 0, int8_ops = 0, read_bytes = 0;  // per second
+  std::string isa;
+  int threads = 0;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Best rate over several short timed runs of `probe` on every pool thread (the
+// best of many short runs is the peak even on a machine shared with other work);
+// the first run calibrates the work so each run lasts about `target_s`.
+template <class Probe>
+double best_rate(double target_s, Probe probe) {
+  ThreadPool& pool = cpu_pool();
+  int64_t iters = 1 << 16;
+  double best = 0;
+  for (int rep = 0; rep < 9; ++rep) {
+    std::vector<double> work(pool.size());
+    const double t0 = now_s();
+    pool.run([&](int tid, int) { work[tid] = probe(iters, tid); });
+    const double dt = now_s() - t0;
+    double total = 0;
+    for (double w : work) total += w;
+    if (rep == 0) {
+      iters = std::max<int64_t>(1, int64_t(iters * target_s / dt));
+      continue;
+    }
+    best = std::max(best, total / dt);
+  }
+  return best;
+}
+
+// 4× the L3, at least 256 MiB, at most 1 GiB (a sequential sweep over twice the
+// cache already misses on every line under LRU-like replacement) and 1/8 of RAM.
+size_t read_buffer_bytes() {
+  const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  size_t want = std::max<size_t>(size_t(256) << 20, l3 > 0 ? size_t(l3) * 4 : 0);
+  want = std::min<size_t>(want, size_t(1) << 30);
+  if (pages > 0 && page > 0) want = std::min<size_t>(want, size_t(pages) * size_t(page) / 8);
+  return want & ~size_t(4095);
+}
+
+Peaks measure() {
+  ThreadPool& pool = cpu_pool();
+  const cpu::Isa isa = cpu::isa();
+  Peaks p;
+  p.isa = cpu::isa_name(isa);
+  p.threads = pool.size();
+  std::vector<float> fsink(pool.size() * 16);
+  std::vector<int32_t> isink(pool.size() * 16);
+  auto fma = [&](int64_t n, int tid) {
+    float* s = &fsink[tid * 16];
+    switch (isa) {
+      case cpu::Isa::Avx512: return cpu::isa_avx512::peak_fma_f32(n, s);
+      case cpu::Isa::Avx2: return cpu::isa_avx2::peak_fma_f32(n, s);
+      default: return cpu::isa_scalar::peak_fma_f32(n, s);
+    }
+  };
+  auto i8 = [&](int64_t n, int tid) {
+    int32_t* s = &isink[tid * 16];
+    switch (isa) {
+      case cpu::Isa::Avx512: return cpu::isa_avx512::peak_int8(n, s);
+      case cpu::Isa::Avx2: return cpu::isa_avx2::peak_int8(n, s);
+      default: return cpu::isa_scalar::peak_int8(n, s);
+    }
+  };
+  p.fp32_flops = best_rate(0.05, fma);
+  p.int8_ops = best_rate(0.05, i8);
+
+  // Streaming read of a buffer well beyond the L3 (server L3s reach hundreds of
+  // MiB). Each thread first-touches and then reads its own slice.
+  const size_t n = read_buffer_bytes() / sizeof(float);
+  std::unique_ptr<float[]> buf(new float[n]);
+  pool.run([&](int tid, int nt) {
+    const size_t b = n * tid / nt, e = n * (tid + 1) / nt;
+    for (size_t i = b; i < e; ++i) buf[i] = float(i & 255);
+  });
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const double t0 = now_s();
+    pool.run([&](int tid, int nt) {
+      const size_t b = n * tid / nt, e = n * (tid + 1) / nt;
+      const float* q = &buf[b];
+      float& s = fsink[tid * 16];
+      switch (isa) {
+        case cpu::Isa::Avx512: s += cpu::isa_avx512::peak_read(q, e - b); break;
+        case cpu::Isa::Avx2: s += cpu::isa_avx2::peak_read(q, e - b); break;
+        default: s += cpu::isa_scalar::peak_read(q, e - b);
+      }
+    });
+    best = std::max(best, double(n) * sizeof(float) / (now_s() - t0));
+  }
+  p.read_bytes = best;
+  return p;
+}
+
+Napi::Value MeasurePeaks(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Device* cpu = find_device("cpu");
+    auto out = std::make_shared<Peaks>();
+    enqueue(cpu, [out] { *out = measure(); });
+    return sync_promise(info.Env(), cpu, [out](Napi::Env env) -> Napi::Value {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("fp32Gflops", out->fp32_flops / 1e9);
+      o.Set("int8Gops", out->int8_ops / 1e9);
+      o.Set("readGBs", out->read_bytes / 1e9);
+      o.Set("isa", out->isa);
+      o.Set("threads", out->threads);
+      return o;
+    });
+  });
+}
+
+}  // namespace
+
+void init_bench(Napi::Env env, Napi::Object exports) {
+  exports.Set("measurePeaks", Napi::Function::New(env, MeasurePeaks));
+}
+
+}  // namespace llmk::napi
