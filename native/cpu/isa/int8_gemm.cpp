@@ -42,7 +42,10 @@ constexpr bool kOffset = false;
 
 // Activation rows of one M block stay in L2 (1 MiB per core on Zen 4) while the weight
 // panel of the current NR rows streams through L1.
-constexpr int64_t kActBlockBytes = 384 * 1024;
+constexpr int64_t kActBlockBytes = 768 * 1024;
+// Row stride of the transposed outlier-weight panel (>= kNR).
+constexpr int kPanel = 8;
+static_assert(kNR <= kPanel);
 
 // q = round-to-nearest-even(v · inv) in f32, inv = 127 / absmax in f32: the TS
 // reference replays exactly these roundings, so integer results can be compared exactly.
@@ -53,25 +56,33 @@ inline int32_t quantize(float v, float inv) {
 
 inline size_t dtype_bytes(int dtype) { return dtype == 0 ? 4 : 2; }
 
-// Σ_k x[i][k] · w[j][k] for an MR × NR tile; xr rows are zero padded to a multiple of 64.
+// Kept out of line: inlined into the epilogue GCC no longer keeps the accumulators in
+// registers.
 template <int MR, int NR>
-inline void tile_dot(const uint8_t* const* xr, const int8_t* const* wr, int64_t K, int32_t (&out)[MR][NR]) {
+__attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* const* wr, int64_t K, int32_t (&out)[MR][NR]) {
 #if defined(__AVX512VNNI__)
   __m512i acc[MR][NR];
+  _Pragma("GCC unroll 32")
   for (int i = 0; i < MR; ++i)
+    _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_si512();
   // Weight rows are not padded: the last partial step loads them masked (no fault
   // past the end, zeros in the unused lanes).
   for (int64_t k = 0; k < K; k += 64) {
     const __mmask64 wmask = K - k >= 64 ? ~__mmask64(0) : ~__mmask64(0) >> (64 - (K - k));
     __m512i xv[MR];
+    _Pragma("GCC unroll 32")
     for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_si512(xr[i] + k);
+    _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) {
       const __m512i wv = _mm512_maskz_loadu_epi8(wmask, wr[j] + k);
+      _Pragma("GCC unroll 32")
       for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv[i], wv);
     }
   }
+  _Pragma("GCC unroll 32")
   for (int i = 0; i < MR; ++i)
+    _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) out[i][j] = _mm512_reduce_add_epi32(acc[i][j]);
 #elif defined(__AVX2__)
   __m256i acc[MR][NR];
@@ -111,20 +122,19 @@ inline void tile_dot(const uint8_t* const* xr, const int8_t* const* wr, int64_t 
 #endif
 }
 
-// Σ_t xo[i][t] · wo[j][t] over the (16-padded) outlier columns, f32. 16 partial sums
-// per product so the loop vectorizes without reassociating a scalar sum.
-template <int MR, int NR>
-inline void tile_outliers(const float* const* xo, const float* wo, int ldo, float (&s)[MR][NR]) {
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) {
-      float part[16] = {};
-      const float* wj = wo + size_t(j) * ldo;
-      for (int t = 0; t < ldo; t += 16)
-        for (int l = 0; l < 16; ++l) part[l] += xo[i][t + l] * wj[t + l];
-      float sum = 0;
-      for (int l = 0; l < 16; ++l) sum += part[l];
-      s[i][j] = sum;
-    }
+// Σ_t xo[i][t] · wo[t][j] over the outlier columns, f32: the panel's weights at those
+// columns are kept transposed ([t][8], j < NR used), so each column is one broadcast
+// of x times one 8-lane vector — no horizontal sums, cost ∝ |O|.
+using f32x8 = float __attribute__((vector_size(32)));
+
+template <int MR>
+inline void tile_outliers(const float* const* xo, const float* wo, int nout, f32x8 (&s)[MR]) {
+  for (int i = 0; i < MR; ++i) s[i] = f32x8{};
+  for (int t = 0; t < nout; ++t) {
+    f32x8 wv;
+    std::memcpy(&wv, wo + size_t(t) * kPanel, sizeof wv);
+    for (int i = 0; i < MR; ++i) s[i] += xo[i][t] * wv;
+  }
 }
 
 // One MR × NR block of y: int8 product, +128 compensation, dequantization, outlier
@@ -141,8 +151,8 @@ void gemm_tile(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
   }
   int32_t dot[MR][kNR];
   tile_dot<MR, kNR>(xr, wr, x.K, dot);
-  float out[MR][kNR] = {};
-  if (x.nout > 0) tile_outliers<MR, kNR>(xor_, wo, x.ldo, out);
+  f32x8 out[MR] = {};
+  if (x.nout > 0) tile_outliers<MR>(xor_, wo, x.nout, out);
   const int64_t N = w.N;
   for (int i = 0; i < mr; ++i) {
     const float ax = x.sx[m + i] * (1.f / 127.f);
@@ -157,6 +167,75 @@ void gemm_tile(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
         static_cast<uint16_t*>(y)[at] = f32_to_f16(v);
     }
   }
+}
+
+// Row helpers of the activation passes. The AVX-512 copy handles 16 floats per step
+// (GCC does not vectorize the float max reduction or the masked quantize by itself);
+// every copy finishes the row with the scalar loop, which is the definition.
+// Sets flags[i] |= 1 where threshold <= |row[i]| <= FLT_MAX.
+inline void row_outlier_flags(const float* row, int64_t n, float threshold, uint8_t* flags) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 t = _mm512_set1_ps(threshold), big = _mm512_set1_ps(FLT_MAX);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(row + i));
+    const __mmask16 hit = _mm512_cmp_ps_mask(v, t, _CMP_GE_OQ) & _mm512_cmp_ps_mask(v, big, _CMP_LE_OQ);
+    __m128i* f = reinterpret_cast<__m128i*>(flags + i);
+    _mm_storeu_si128(f, _mm_or_si128(_mm_loadu_si128(f), _mm_maskz_set1_epi8(hit, 1)));
+  }
+#endif
+  for (; i < n; ++i) {
+    const float v = std::fabs(row[i]);
+    flags[i] |= uint8_t((v >= threshold) & (v <= FLT_MAX));
+  }
+}
+
+// max |row[k]| over the columns with flags[k] == 0; false if the row holds NaN/±Inf.
+inline bool row_absmax(const float* row, const uint8_t* flags, int64_t K, float* absmax) {
+  int64_t k = 0;
+  float am = 0;
+  bool finite = true;
+#if defined(__AVX512F__)
+  const __m512 big = _mm512_set1_ps(FLT_MAX);
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(row + k));
+    const __mmask16 fin = _mm512_cmp_ps_mask(v, big, _CMP_LE_OQ);
+    const __mmask16 keep = _mm_cmpeq_epi8_mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(flags + k)),
+                                               _mm_setzero_si128());
+    bad |= __mmask16(~fin);
+    vmax = _mm512_mask_max_ps(vmax, fin & keep, vmax, v);
+  }
+  am = _mm512_reduce_max_ps(vmax);
+  finite = bad == 0;
+#endif
+  for (; k < K; ++k) {
+    const float v = std::fabs(row[k]);
+    finite &= v <= FLT_MAX;
+    if (!flags[k] && v > am) am = v;
+  }
+  *absmax = am;
+  return finite;
+}
+
+// q[k] = quantize(row[k], inv) + off, or off where flags[k] (bytes, wrapping).
+inline void row_quantize(const float* row, const uint8_t* flags, int64_t K, float inv, uint8_t off, uint8_t* q) {
+  int64_t k = 0;
+#if defined(__AVX512F__)
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), voff = _mm512_set1_epi32(off);
+  for (; k + 16 <= K; k += 16) {
+    const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(row + k), vinv),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i v = _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(r)));
+    const __mmask16 keep = _mm_cmpeq_epi8_mask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(flags + k)),
+                                               _mm_setzero_si128());
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + k),
+                     _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_maskz_mov_epi32(keep, v), voff)));
+  }
+#endif
+  for (; k < K; ++k) q[k] = uint8_t((flags[k] ? 0 : quantize(row[k], inv)) + off);
 }
 
 }  // namespace
@@ -204,10 +283,7 @@ void int8_outlier_flags(int dtype, const void* x, int64_t M, int64_t K, float th
   std::memset(flags + k0, 0, size_t(n));
   for (int64_t m = 0; m < M; ++m) {
     load_f32_n(dtype, static_cast<const char*>(x) + size_t(m * K + k0) * dtype_bytes(dtype), buf.data(), int(n));
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = std::fabs(buf[i]);
-      flags[k0 + i] |= uint8_t((v >= threshold) & (v <= FLT_MAX));
-    }
+    row_outlier_flags(buf.data(), n, threshold, flags + k0);
   }
 }
 
@@ -219,15 +295,10 @@ void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool
   for (int64_t m = m0; m < m1; ++m) {
     load_f32_n(dtype, static_cast<const char*>(x) + size_t(m) * K * dtype_bytes(dtype), row.data(), int(K));
     float am = 0;
-    int nonfinite = 0;
-    for (int64_t k = 0; k < K; ++k) {
-      const float v = std::fabs(row[k]);
-      nonfinite |= !(v <= FLT_MAX);
-      am = std::max(am, flags[k] ? 0.f : v);
-    }
+    const bool finite = row_absmax(row.data(), flags, K, &am);
     uint8_t* q = a.q + size_t(m) * a.ld;
     float* xo = a.xo + size_t(m) * a.ldo;
-    if (nonfinite) {
+    if (!finite) {
       // The row's output becomes NaN through its scale; q stays a valid integer so
       // the GEMM runs unchanged and no other row is touched.
       std::memset(q, off, size_t(K));
@@ -235,7 +306,7 @@ void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool
       a.sx[m] = std::numeric_limits<float>::quiet_NaN();
     } else {
       const float inv = am > 0 ? 127.f / am : 0.f;
-      for (int64_t k = 0; k < K; ++k) q[k] = uint8_t((flags[k] ? 0 : quantize(row[k], inv)) + off);
+      row_quantize(row.data(), flags, K, inv, off, q);
       for (int t = 0; t < a.nout; ++t) xo[t] = row[a.cols[t]];
       a.sx[m] = am;
     }
@@ -247,7 +318,7 @@ void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool
 void int8_gemm(const Int8Acts& x, const Int8Weights& w, const float* bias, int ydtype, void* y, int64_t n0, int64_t n1) {
   const int64_t M = x.M, K = x.K;
   const int64_t mblock = std::max<int64_t>(kMR, kActBlockBytes / x.ld / kMR * kMR);
-  std::vector<float> wo(size_t(kNR) * std::max(x.ldo, 1));
+  std::vector<float> wo(size_t(kPanel) * std::max(x.nout, 1), 0.f);
   for (int64_t mb = 0; mb < M; mb += mblock) {
     const int64_t me = std::min(M, mb + mblock);
     for (int64_t n = n0; n < n1; n += kNR) {
@@ -256,11 +327,8 @@ void int8_gemm(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
       for (int j = 0; j < kNR; ++j) wr[j] = w.q + size_t(n + std::min(j, nr - 1)) * K;
       // The panel's weights at the outlier columns, dequantized up to the common
       // sw/127 factor (applied with the int8 part in the epilogue).
-      for (int j = 0; j < kNR && x.nout > 0; ++j) {
-        float* wj = wo.data() + size_t(j) * x.ldo;
-        for (int t = 0; t < x.nout; ++t) wj[t] = float(wr[j][x.cols[t]]);
-        std::fill(wj + x.nout, wj + x.ldo, 0.f);
-      }
+      for (int t = 0; t < x.nout; ++t)
+        for (int j = 0; j < kNR; ++j) wo[size_t(t) * kPanel + j] = float(wr[j][x.cols[t]]);
       for (int64_t m = mb; m < me; m += kMR) {
         const int mr = int(std::min<int64_t>(kMR, me - m));
         // A short block (M < kMR, i.e. decode) uses a tile of exactly its rows.
