@@ -15,6 +15,8 @@ struct Int8Acts {
   int nout = 0;          // |O|
   int ldo = 0;           // row stride of xo: |O| rounded up to 16
   float* xo = nullptr;   // [M, ldo] x[:, O] in f32, zero padded
+  int64_t ldt = 0;       // row stride of xot: M rounded up to 16
+  float* xot = nullptr;  // [|O|, ldt] x[:, O] transposed, zero padded
 };
 
 struct Int8Weights {

@@ -41,7 +41,7 @@ int dtype_code(DType t) { return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 2; 
 struct QuantizedActs {
   std::vector<uint8_t> flags, q;
   std::vector<int32_t> cols;
-  std::vector<float> sx, xo;
+  std::vector<float> sx, xo, xot;
   Int8Acts acts;
 };
 
@@ -67,10 +67,13 @@ void quantize_acts(const Int8Kernels& kern, const Tensor& x, float threshold, bo
   s.q.resize(size_t(M) * a.ld);
   s.sx.resize(size_t(M));
   s.xo.resize(size_t(M) * a.ldo);
+  a.ldt = (M + 15) / 16 * 16;
+  s.xot.assign(size_t(a.nout) * a.ldt, 0.f);
   a.q = s.q.data();
   a.sx = s.sx.data();
   a.cols = s.cols.data();
   a.xo = s.xo.data();
+  a.xot = s.xot.data();
   cpu_pool().parallel_for(M, std::max<int64_t>(1, 32768 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
     kern.quantize_act_rows(dt, x.raw(), s.flags.data(), offset, m0, m1, s.acts);
   });
