@@ -13,8 +13,7 @@ struct Int8Acts {
   float* sx = nullptr;   // [M] max |x[m, k ∉ O]|; NaN for a row holding a non-finite value
   const int32_t* cols = nullptr;  // outlier columns, ascending
   int nout = 0;          // |O|
-  int ldo = 0;           // row stride of xo: |O| rounded up to 16
-  float* xo = nullptr;   // [M, ldo] x[:, O] in f32, zero padded
+  float* xo = nullptr;   // [M, |O|] x[:, O] in f32 (rows with NaN/Inf: zeros)
   int64_t ldt = 0;       // row stride of xot: M rounded up to 16
   float* xot = nullptr;  // [|O|, ldt] x[:, O] transposed, zero padded
 };
@@ -35,7 +34,7 @@ struct Int8Weights {
   /* flags[k] = 1 where some row has a finite |x[m,k]| >= threshold, for k in [k0, k1). */                      \
   void int8_outlier_flags(int dtype, const void* x, int64_t M, int64_t K, float threshold, int64_t k0,           \
                           int64_t k1, uint8_t* flags);                                                          \
-  /* Rows [m0, m1) of x into `acts` (cols / nout / ldo already set); flags as above. */                          \
+  /* Rows [m0, m1) of x into `acts` (cols / nout / ldt already set); flags as above. */                          \
   void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool offset128, int64_t m0,        \
                               int64_t m1, const Int8Acts& acts);                                                \
   /* y[:, n0:n1) (dtype 0 or 1) = the fused int8 product, dequantization, outliers and bias (f32, nullable). */ \

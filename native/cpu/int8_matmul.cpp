@@ -63,10 +63,9 @@ void quantize_acts(const Int8Kernels& kern, const Tensor& x, float threshold, bo
   a.K = K;
   a.ld = (K + 63) / 64 * 64;
   a.nout = int(s.cols.size());
-  a.ldo = (a.nout + 15) / 16 * 16;
   s.q.resize(size_t(M) * a.ld);
   s.sx.resize(size_t(M));
-  s.xo.resize(size_t(M) * a.ldo);
+  s.xo.resize(size_t(M) * a.nout);
   a.ldt = (M + 15) / 16 * 16;
   s.xot.assign(size_t(a.nout) * a.ldt, 0.f);
   a.q = s.q.data();

@@ -202,7 +202,7 @@ void gemm_tile(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
   for (int i = 0; i < MR; ++i) {
     const int64_t row = m + std::min(i, mr - 1);
     xr[i] = x.q + size_t(row) * x.ld;
-    xor_[i] = x.xo + size_t(row) * x.ldo;
+    xor_[i] = x.xo + size_t(row) * x.nout;
   }
   int32_t dot[MR][kNR];
   tile_dot<MR, kNR>(xr, wr, x.K, dot);
@@ -365,7 +365,7 @@ void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool
     float am = 0;
     const bool finite = row_absmax(row.data(), flags, K, &am);
     uint8_t* q = a.q + size_t(m) * a.ld;
-    float* xo = a.xo + size_t(m) * a.ldo;
+    float* xo = a.xo + size_t(m) * a.nout;
     if (!finite) {
       // The row's output becomes NaN through its scale; q stays a valid integer so
       // the GEMM runs unchanged and no other row is touched.
@@ -380,7 +380,6 @@ void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool
       a.sx[m] = am;
     }
     std::memset(q + K, 0, size_t(a.ld - K));
-    std::fill(xo + a.nout, xo + a.ldo, 0.f);
   }
 }
 
@@ -400,7 +399,8 @@ void int8_gemm(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
       PanelOutliers panel{x, wr, mb, me, ldy, by_panel, wo.data(), yo.data()};
       for (int64_t m = mb; m < me; m += kMR) {
         const int mr = int(std::min<int64_t>(kMR, me - m));
-        // A short block (M < kMR, i.e. decode) uses a tile of exactly its rows.
+        // A short block (M < kMR, i.e. decode) uses a tile of exactly its rows (mr <= kMR:
+        // where kMR = 2 the larger cases never occur, std::min keeps them compiling small).
         switch (mr) {
           case 1: gemm_tile<1>(x, w, bias, ydtype, y, m, 1, n, nr, wr, panel); break;
           case 2: gemm_tile<std::min(2, kMR)>(x, w, bias, ydtype, y, m, 2, n, nr, wr, panel); break;
