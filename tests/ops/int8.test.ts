@@ -150,6 +150,8 @@ describe.each(DEVICES)('int8 on %s', (device) => {
           shapes.push([M, K, N, i % 2 === 0 ? 'f32' : 'f16', i % 3 !== 0]);
           i++;
         }
+    // Several row blocks of the cpu GEMM (768 KiB of int8 rows each: 256 rows at K = 3000).
+    if (device === 'cpu') shapes.push([300, 3000, 40, 'f16', true]);
     it('every shape of the grid, f16 and f32, with and without bias', async () => {
       useIsa(isa);
       for (const [M, K, N, dtype, withBias] of shapes) {

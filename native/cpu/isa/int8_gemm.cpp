@@ -385,7 +385,8 @@ void int8_quantize_act_rows(int dtype, const void* x, const uint8_t* flags, bool
 
 void int8_gemm(const Int8Acts& x, const Int8Weights& w, const float* bias, int ydtype, void* y, int64_t n0, int64_t n1) {
   const int64_t M = x.M, K = x.K;
-  const int64_t mblock = std::max<int64_t>(kMR, kActBlockBytes / x.ld / kMR * kMR);
+  // A multiple of 16 (and so of kMR): panel_outliers reads xot in 16-row steps from mb.
+  const int64_t mblock = std::max<int64_t>(16, kActBlockBytes / x.ld / 16 * 16);
   std::vector<float> wo(size_t(kPanel) * std::max(x.nout, 1), 0.f);
   const bool by_panel = x.nout > 0 && M >= kPanelRows;
   const int64_t ldy = (mblock + 15) / 16 * 16;
