@@ -9,6 +9,7 @@ export default defineConfig({
     env: { LLMK_POISON: '1' },
     // Native worker threads + 2 cores: run files one at a time so timings and the
     // thread pool are not oversubscribed.
-    poolOptions: { forks: { singleFork: true } },
+    // --expose-gc: memory-accounting tests flush pending handle finalizers first.
+    poolOptions: { forks: { singleFork: true, execArgv: ['--expose-gc'] } },
   },
 });

@@ -7,3 +7,5 @@ export { add, mul, rmsNorm, siluMul, embedding, softmax, argmax } from './ops/el
 export { rope, ropeAndCache, ropeScalingFromHF, type KvCacheSlots, type RopeOptions, type RopeScaling } from './ops/rope.js';
 export * as int8 from './ops/int8.js';
 export type { Int8Weight, Int8Options, Int8MatmulOptions, QuantizedRows } from './ops/int8.js';
+export * as sparse24 from './ops/sparse24.js';
+export { Sparse24Weight, type PruneOptions } from './ops/sparse24.js';

@@ -66,4 +66,9 @@ export interface NativeAddon {
     x: NativeTensor, q: NativeTensor, scale: NativeTensor, rowsum: NativeTensor, bias: NativeTensor | null,
     threshold: number,
   ): NativeTensor;
+  sparse24Prune(w: NativeTensor, norms: NativeTensor | null): NativeTensor;
+  /** [values [N, K/2], meta i32 [N, ceil(K/32)]] */
+  sparse24Compress(w: NativeTensor): [NativeTensor, NativeTensor];
+  sparse24Decompress(values: NativeTensor, meta: NativeTensor, K: number): NativeTensor;
+  sparse24Matmul(x: NativeTensor, values: NativeTensor, meta: NativeTensor, bias: NativeTensor | null): NativeTensor;
 }

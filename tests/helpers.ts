@@ -91,3 +91,13 @@ export function compare(a: ArrayLike<number>, ref: ArrayLike<number>): ErrorStat
 
 /** CPU ISAs this machine supports, best first (tests loop over them with setCpuIsa). */
 export { native as nativeForTests } from '../lib/native.js';
+
+/** Runs pending GC finalizers of dropped tensor handles, so memory() counts are stable. */
+export async function settleGc(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('tests need node --expose-gc (see vitest.config.ts)');
+  for (let i = 0; i < 2; i++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+  }
+}

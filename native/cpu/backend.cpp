@@ -62,6 +62,19 @@ class CpuBackend final : public Backend {
                    const Tensor& y) override {
     cpu::int8_matmul(x, w, threshold, bias, y);
   }
+  void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) override {
+    cpu::sparse24_prune(w, norms, out);
+  }
+  void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta) override {
+    cpu::sparse24_compress(w, values, meta);
+  }
+  void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out) override {
+    cpu::sparse24_decompress(values, meta, out);
+  }
+  void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
+                       const Tensor& y) override {
+    cpu::sparse24_matmul(x, values, meta, bias, y);
+  }
 };
 
 }  // namespace

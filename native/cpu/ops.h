@@ -20,5 +20,9 @@ void int8_quantize_weight(const Tensor& w, const Int8Weight& out);
 void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
                         const Tensor& outlier_mask);
 void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias, const Tensor& y);
+void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out);
+void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta);
+void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out);
+void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias, const Tensor& y);
 
 }  // namespace llmk::cpu

@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   llmk::napi::init_basic_ops(env, exports);
   llmk::napi::init_rope_ops(env, exports);
   llmk::napi::init_int8_ops(env, exports);
+  llmk::napi::init_sparse24_ops(env, exports);
   return exports;
 }
 }  // namespace

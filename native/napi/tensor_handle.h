@@ -65,5 +65,6 @@ void init_tensor_functions(Napi::Env env, Napi::Object exports);
 void init_basic_ops(Napi::Env env, Napi::Object exports);
 void init_rope_ops(Napi::Env env, Napi::Object exports);
 void init_int8_ops(Napi::Env env, Napi::Object exports);
+void init_sparse24_ops(Napi::Env env, Napi::Object exports);
 
 }  // namespace llmk::napi

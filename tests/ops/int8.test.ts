@@ -230,7 +230,7 @@ describe.each(DEVICES)('int8 on %s', (device) => {
       const w0 = randn(3 * 8, 2);
       w0[5] = NaN;
       const w = int8.quantizeWeight(tensor(w0, [3, 8], { device }));
-      await expect(synchronize(device)).rejects.toThrow(/expected finite values in w but it holds 1 NaN or infinite values/);
+      await expect(synchronize(device)).rejects.toThrow(/int8.quantizeWeight: expected finite values in w but .* NaN or infinite values/);
       w.dispose();
     });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { full, memory, synchronize, tensor, zeros } from '../../lib/index.js';
-import { DEVICES, quantizeTo, randn } from '../helpers.js';
+import { DEVICES, quantizeTo, randn, settleGc } from '../helpers.js';
 
 describe.each(DEVICES)('tensors on %s', (device) => {
   it.each<['f32' | 'f16' | 'bf16']>([['f32'], ['f16'], ['bf16']])('round-trips %s data through the device', async (dtype) => {
@@ -58,6 +58,7 @@ describe.each(DEVICES)('tensors on %s', (device) => {
 
   it('dispose releases memory and use after dispose throws', async () => {
     await synchronize(device);
+    await settleGc();
     const before = memory();
     const t = tensor(randn(1 << 16, 9), [1 << 16], { device });
     const mid = memory();
@@ -66,6 +67,7 @@ describe.each(DEVICES)('tensors on %s', (device) => {
     t.dispose();
     expect(t.disposed).toBe(true);
     await synchronize(device);
+    await settleGc();
     const after = memory();
     expect(after.tensors).toBe(before.tensors);
     expect(after.bytes[device]).toBe(before.bytes[device]);
@@ -75,6 +77,7 @@ describe.each(DEVICES)('tensors on %s', (device) => {
   });
 
   it('supports `using` (Symbol.dispose)', async () => {
+    await settleGc();
     const before = memory().tensors;
     {
       using t = tensor([1, 2, 3], [3], { device });

@@ -1,6 +1,6 @@
 // RoPE rows on the CPU, compiled once per ISA (see CMakeLists). Per token: the
-// cos/sin table is built once (f64 angle reduction + a vectorizable f64 polynomial,
-// no libm call per pair), then every head of q and k is rotated: the rotary part of
+// cos/sin table is built once (common/rope.h rope_sincos: f64, vectorizable, no libm
+// call per pair), then every head of q and k is rotated: the rotary part of
 // a row is converted to f32 in one bulk pass, rotated, and converted back.
 #include <cmath>
 #include <cstdint>
@@ -11,34 +11,6 @@
 namespace llmk::cpu::LLMK_ISA_NS {
 
 namespace {
-
-// sin and cos of r ∈ [-π, π]: fold into [-π/2, π/2] (sin(π−x) = sin x, cos(π−x) = −cos x),
-// then Taylor series to x¹⁷ / x¹⁶: truncation error < 1e-11, far below f32 output rounding.
-inline void sincos_reduced(double r, double* s, double* c) {
-  constexpr double kPi = 3.14159265358979323846, kHalfPi = kPi / 2;
-  const bool fold = r > kHalfPi || r < -kHalfPi;
-  const double x = fold ? (r > 0 ? kPi - r : -kPi - r) : r;
-  const double x2 = x * x;
-  double ps = 1.0 / 355687428096000.0;  // 1/17!
-  ps = ps * x2 - 1.0 / 1307674368000.0;
-  ps = ps * x2 + 1.0 / 6227020800.0;
-  ps = ps * x2 - 1.0 / 39916800.0;
-  ps = ps * x2 + 1.0 / 362880.0;
-  ps = ps * x2 - 1.0 / 5040.0;
-  ps = ps * x2 + 1.0 / 120.0;
-  ps = ps * x2 - 1.0 / 6.0;
-  *s = x + x * x2 * ps;
-  double pc = 1.0 / 20922789888000.0;  // 1/16!
-  pc = pc * x2 - 1.0 / 87178291200.0;
-  pc = pc * x2 + 1.0 / 479001600.0;
-  pc = pc * x2 - 1.0 / 3628800.0;
-  pc = pc * x2 + 1.0 / 40320.0;
-  pc = pc * x2 - 1.0 / 720.0;
-  pc = pc * x2 + 1.0 / 24.0;
-  pc = pc * x2 - 0.5;
-  const double cc = 1.0 + x2 * pc;
-  *c = fold ? -cc : cc;
-}
 
 void rotate_heads(int dtype, int es, char* x, int heads, int D, const RopeConfig& cfg, const float* c,
                   const float* s, float* buf) {
@@ -75,7 +47,6 @@ void rotate_heads(int dtype, int es, char* x, int heads, int D, const RopeConfig
 // first, then k reuses it). scratch holds 4 · rotary_dim floats.
 void rope_rows(int dtype, void* rows, int heads, int D, int32_t pos, const RopeConfig& cfg, const RopeTable& table,
                float* scratch, bool fresh_table) {
-  constexpr double kTwoPi = 6.283185307179586476925;
   const int half = cfg.rotary_dim / 2;
   float* c = scratch;
   float* s = scratch + half;
@@ -83,9 +54,8 @@ void rope_rows(int dtype, void* rows, int heads, int D, int32_t pos, const RopeC
     const double scale = table.attn_scale, sign = cfg.inverse ? -1.0 : 1.0;
     const double* f = table.inv_freq.data();
     for (int i = 0; i < half; ++i) {
-      const double a = double(pos) * f[i];
       double sn, cs;
-      sincos_reduced(a - kTwoPi * std::nearbyint(a / kTwoPi), &sn, &cs);
+      rope_sincos(pos, f[i], &sn, &cs);
       c[i] = float(cs * scale);
       s[i] = float(sign * sn * scale);
     }

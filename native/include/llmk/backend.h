@@ -101,6 +101,16 @@ class Backend {
   // quantization as in int8_quantize_rows (rows with non-finite x come out NaN). bias: x's dtype.
   virtual void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias,
                            const Tensor& y) = 0;
+  // 2:4 sparsity (format in common/sparse24.h; K % 4 == 0 checked by the caller).
+  // prune: keep the 2 largest |w| (× norms[k] when norms is given: Wanda) per group
+  // of 4, ties to the lower index; out has w's shape and dtype.
+  virtual void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) = 0;
+  // compress: throws llmk::Error naming the first row and group with > 2 non-zeros.
+  virtual void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta) = 0;
+  virtual void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out) = 0;
+  // y[M,N] = x[M,K] · W[N,K]ᵀ (+ bias) with W given compressed; x, values, bias, y share a dtype.
+  virtual void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
+                               const Tensor& y) = 0;
 };
 
 }  // namespace llmk

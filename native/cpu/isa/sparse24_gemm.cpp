@@ -1,0 +1,110 @@
+// y[m, n0..n1) = x[m,:] · W[n,:]ᵀ with W in 2:4 compressed form (common/sparse24.h),
+// compiled once per ISA. The weights are read once in compressed form (values +
+// metadata: 9/16 of dense f16 bytes) and expanded in registers: on AVX-512 one
+// metadata word (8 groups) becomes a 16-lane index vector that gathers the matching x
+// elements from two zmm registers (vpermt2ps), then one FMA per 16 kept weights.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "common/sparse24.h"
+#include "cpu/isa/convert_simd.h"
+
+namespace llmk::cpu::LLMK_ISA_NS {
+
+namespace {
+
+constexpr int kRows = 4;  // x rows per pass: 4 accumulators, the decoded indices reused 4×
+
+inline float value_at(int vdtype, const void* v, int64_t i) {
+  if (vdtype == 0) return static_cast<const float*>(v)[i];
+  const uint16_t h = static_cast<const uint16_t*>(v)[i];
+  return vdtype == 1 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// Scalar groups [g0, g1) of one weight row for rows m0..m0+mr of x.
+inline void groups_scalar(const float* x, int64_t K, int mr, int vdtype, const void* vrow, const uint32_t* mrow,
+                          int64_t g0, int64_t g1, float* acc) {
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint32_t nib = (mrow[g / 8] >> (4 * (g % 8))) & 0xfu;
+    const float a = value_at(vdtype, vrow, 2 * g), b = value_at(vdtype, vrow, 2 * g + 1);
+    const int64_t k0 = 4 * g + (nib & 3), k1 = 4 * g + (nib >> 2);
+    for (int r = 0; r < mr; ++r) acc[r] += a * x[r * K + k0] + b * x[r * K + k1];
+  }
+}
+
+}  // namespace
+
+void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void* values, const int32_t* meta,
+                   int64_t n0, int64_t n1, int64_t N, float* y) {
+  const int64_t G = K / 4, MW = sparse24_meta_words(K), vstride = K / 2;
+  const size_t es = vdtype == 0 ? 4 : 2;
+  // Blocks of weight rows small enough to stay in L2 while every x row passes by, so
+  // the compressed weights come from DRAM once even when M is large.
+  constexpr int64_t kNBlock = 32;
+  for (int64_t nb = n0; nb < n1; nb += kNBlock) {
+    const int64_t nb1 = nb + kNBlock < n1 ? nb + kNBlock : n1;
+    for (int64_t m0 = 0; m0 < M; m0 += kRows) {
+      const int mr = int(M - m0 < kRows ? M - m0 : kRows);
+      const float* xb = x + m0 * K;
+      for (int64_t n = nb; n < nb1; ++n) {
+        const char* vrow = static_cast<const char*>(values) + size_t(n * vstride) * es;
+        const uint32_t* mrow = reinterpret_cast<const uint32_t*>(meta + n * MW);
+        float acc[kRows] = {0.f, 0.f, 0.f, 0.f};
+        int64_t g = 0;
+#if defined(__AVX512F__)
+        // Lane l takes value 2·grp + j of the 8-group chunk: index 4·grp + nibble bits 2j.
+        const __m512i shifts = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
+        const __m512i three = _mm512_set1_epi32(3);
+        __m512 vacc[kRows] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (; g + 8 <= G; g += 8) {
+          const __m512i word = _mm512_set1_epi32(int(mrow[g / 8]));
+          const __m512i idx = _mm512_add_epi32(_mm512_and_si512(_mm512_srlv_epi32(word, shifts), three), base);
+          __m512 v;
+          if (vdtype == 0) {
+            v = _mm512_loadu_ps(reinterpret_cast<const float*>(vrow) + 2 * g);
+          } else if (vdtype == 1) {
+            v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vrow + 2 * g * 2)));
+          } else {
+            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vrow + 2 * g * 2));
+            v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+          }
+          for (int r = 0; r < mr; ++r) {
+            const float* xr = xb + r * K + 4 * g;
+            const __m512 xs = _mm512_permutex2var_ps(_mm512_loadu_ps(xr), idx, _mm512_loadu_ps(xr + 16));
+            vacc[r] = _mm512_fmadd_ps(v, xs, vacc[r]);
+          }
+        }
+        for (int r = 0; r < mr; ++r) acc[r] = _mm512_reduce_add_ps(vacc[r]);
+#elif defined(__AVX2__)
+        // 4 groups (8 kept weights) per step, x gathered with the decoded indices.
+        const __m256i shifts = _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0);
+        const __m256i base = _mm256_set_epi32(12, 12, 8, 8, 4, 4, 0, 0);
+        const __m256i three = _mm256_set1_epi32(3);
+        __m256 vacc[kRows] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        float vb[8];
+        for (; g + 4 <= G; g += 4) {
+          const uint32_t bits = (mrow[g / 8] >> (4 * (g % 8))) & 0xffffu;
+          const __m256i idx = _mm256_add_epi32(
+              _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(bits)), shifts), three), base);
+          load_f32_n(vdtype, vrow + 2 * g * es, vb, 8);
+          const __m256 v = _mm256_loadu_ps(vb);
+          for (int r = 0; r < mr; ++r)
+            vacc[r] = _mm256_fmadd_ps(v, _mm256_i32gather_ps(xb + r * K + 4 * g, idx, 4), vacc[r]);
+        }
+        for (int r = 0; r < mr; ++r) {
+          __m128 s = _mm_add_ps(_mm256_castps256_ps128(vacc[r]), _mm256_extractf128_ps(vacc[r], 1));
+          s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+          s = _mm_add_ss(s, _mm_movehdup_ps(s));
+          acc[r] = _mm_cvtss_f32(s);
+        }
+#endif
+        groups_scalar(xb, K, mr, vdtype, vrow, mrow, g, G, acc);
+        for (int r = 0; r < mr; ++r) y[(m0 + r) * N + n] = acc[r];
+      }
+    }
+  }
+}
+
+}  // namespace llmk::cpu::LLMK_ISA_NS

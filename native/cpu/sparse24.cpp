@@ -1,0 +1,126 @@
+// 2:4 sparsity on the cpu device: prune, compress, decompress (row-parallel scalar
+// loops: load-time work) and the sparse matmul dispatched to the per-ISA kernel in
+// isa/sparse24_gemm.cpp.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/sparse24.h"
+#include "cpu/convert.h"
+#include "cpu/isa.h"
+#include "cpu/ops.h"
+#include "cpu/threadpool.h"
+
+namespace llmk::cpu {
+
+#define LLMK_DECLARE_SPARSE24(NS)                                                                           \
+  namespace NS {                                                                                            \
+  void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void* values, const int32_t* meta, \
+                     int64_t n0, int64_t n1, int64_t N, float* y);                                          \
+  }
+LLMK_DECLARE_SPARSE24(isa_scalar)
+LLMK_DECLARE_SPARSE24(isa_avx2)
+LLMK_DECLARE_SPARSE24(isa_avx512)
+#undef LLMK_DECLARE_SPARSE24
+
+void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) {
+  const int64_t N = w.dim(0), K = w.dim(1);
+  cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      for (int64_t g = 0; g < K / 4; ++g) {
+        float v[4], score[4];
+        for (int j = 0; j < 4; ++j) {
+          const int64_t k = 4 * g + j;
+          v[j] = load_f32(w.raw(), w.dtype, n * K + k);
+          score[j] = std::fabs(v[j]) * (norms ? load_f32(norms->raw(), norms->dtype, k) : 1.f);
+        }
+        // The two best scores win; on ties the lower index wins (deterministic).
+        int best = 0;
+        for (int j = 1; j < 4; ++j)
+          if (score[j] > score[best]) best = j;
+        int second = best == 0 ? 1 : 0;
+        for (int j = 0; j < 4; ++j)
+          if (j != best && score[j] > score[second]) second = j;
+        for (int j = 0; j < 4; ++j)
+          store_f32(out.raw(), out.dtype, n * K + 4 * g + j, (j == best || j == second) ? v[j] : 0.f);
+      }
+    }
+  });
+}
+
+void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta) {
+  const int64_t N = w.dim(0), K = w.dim(1), G = K / 4, MW = sparse24_meta_words(K);
+  const size_t es = dtype_size(w.dtype);
+  // Report the first offending group in row-major order, whichever thread finds it.
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < G; ++g) {
+      int nz = 0;
+      for (int j = 0; j < 4; ++j) nz += load_f32(w.raw(), w.dtype, n * K + 4 * g + j) != 0.f;
+      LLMK_CHECK(nz <= 2, RangeError, "sparse24.compress: expected at most 2 non-zeros in every group of 4 but row ",
+                 n, " group ", g, " (columns ", 4 * g, "..", 4 * g + 3, ") has ", nz);
+    }
+  cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      int32_t* mrow = meta.data<int32_t>() + n * MW;
+      std::memset(mrow, 0, size_t(MW) * 4);
+      for (int64_t g = 0; g < G; ++g) {
+        uint32_t mask = 0;
+        for (int j = 0; j < 4; ++j) mask |= uint32_t(load_f32(w.raw(), w.dtype, n * K + 4 * g + j) != 0.f) << j;
+        int i0, i1;
+        sparse24_pick(mask, &i0, &i1);
+        // Copy the stored bits (not a converted float): the round trip is bit-exact.
+        const char* src = w.data<char>() + size_t(n * K + 4 * g) * es;
+        char* dst = values.data<char>() + size_t(n * (K / 2) + 2 * g) * es;
+        std::memcpy(dst, src + i0 * es, es);
+        std::memcpy(dst + es, src + i1 * es, es);
+        mrow[g / 8] = int32_t(uint32_t(mrow[g / 8]) | sparse24_nibble(i0, i1) << (4 * (g % 8)));
+      }
+    }
+  });
+}
+
+void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out) {
+  const int64_t N = out.dim(0), K = out.dim(1), G = K / 4, MW = sparse24_meta_words(K);
+  const size_t es = dtype_size(out.dtype);
+  cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      char* orow = out.data<char>() + size_t(n * K) * es;
+      std::memset(orow, 0, size_t(K) * es);
+      const uint32_t* mrow = reinterpret_cast<const uint32_t*>(meta.data<int32_t>() + n * MW);
+      for (int64_t g = 0; g < G; ++g) {
+        const uint32_t nib = (mrow[g / 8] >> (4 * (g % 8))) & 0xfu;
+        LLMK_CHECK(sparse24_nibble_legal(nib), RangeError, "sparse24.decompress: illegal metadata nibble 0x", std::hex,
+                   nib, std::dec, " at row ", n, " group ", g);
+        const char* src = values.data<char>() + size_t(n * (K / 2) + 2 * g) * es;
+        std::memcpy(orow + size_t(4 * g + (nib & 3)) * es, src, es);
+        std::memcpy(orow + size_t(4 * g + (nib >> 2)) * es, src + es, es);
+      }
+    }
+  });
+}
+
+void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias, const Tensor& y) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = values.dim(0);
+  // x once in f32 (M·K, small next to the weights), then threads over N.
+  std::vector<float> xf;
+  const float* xp;
+  if (x.dtype == DType::F32) {
+    xp = x.data<float>();
+  } else {
+    xf.resize(size_t(M * K));
+    for (int64_t i = 0; i < M * K; ++i) xf[i] = load_f32(x.raw(), x.dtype, i);
+    xp = xf.data();
+  }
+  std::vector<float> yf(size_t(M * N));
+  const int vd = values.dtype == DType::F32 ? 0 : values.dtype == DType::F16 ? 1 : 2;
+  auto* kernel = isa() == Isa::Avx512 ? isa_avx512::sparse24_gemm : isa() == Isa::Avx2 ? isa_avx2::sparse24_gemm
+                                                                                      : isa_scalar::sparse24_gemm;
+  cpu_pool().parallel_for(N, 8, [&](int64_t b, int64_t e) {
+    kernel(xp, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, N, yf.data());
+  });
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n)
+      store_f32(y.raw(), y.dtype, m * N + n, yf[m * N + n] + (bias ? load_f32(bias->raw(), bias->dtype, n) : 0.f));
+}
+
+}  // namespace llmk::cpu

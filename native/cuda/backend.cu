@@ -1,0 +1,211 @@
+// The CUDA backend: one class, compiled twice — by nvcc for the cuda:N devices and by
+// the host compiler under LLMK_SIMT for the simt device (where the cuda* runtime calls
+// land in the emulator's fake runtime). Memory comes from the stream-ordered pool
+// (cudaMallocAsync / cudaFreeAsync on the device's stream); every call and launch is
+// checked and failures become llmk::Error, reported at the device's next sync point.
+#include <climits>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "kernels.h"
+
+namespace llmk::LLMK_DEVICE_NS {
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int ordinal) : ordinal_(ordinal) {
+    LLMK_CUDA_CHECK(cudaSetDevice(ordinal_));
+    cudaDeviceProp prop{};
+    LLMK_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal_));
+    name_ = prop.name;
+    sms_ = prop.multiProcessorCount;
+    total_ = prop.totalGlobalMem;
+    cc_ = prop.major * 10 + prop.minor;
+    LLMK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // Keep freed blocks in the pool instead of returning them to the driver at every
+    // sync: decode allocates the same activation sizes every step.
+    cudaMemPool_t pool;
+    if (cudaDeviceGetDefaultMemPool(&pool, ordinal_) == cudaSuccess) {
+      uint64_t threshold = UINT64_MAX;
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
+    }
+    LLMK_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&error_), sizeof(int)));
+    reset_error();
+    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  // The process-wide device registry never destroys backends (see core/device.cpp).
+  ~CudaBackend() override = default;
+
+  DeviceInfo info() const override {
+    DeviceInfo d;
+#if defined(LLMK_SIMT)
+    d.name = "simt";
+    d.kind = "simt";
+    d.detail = name_ + " (CUDA kernels under emulation)";
+#else
+    d.name = "cuda:" + std::to_string(ordinal_);
+    d.kind = "cuda";
+    d.detail = name_ + ", sm_" + std::to_string(cc_) + ", " + std::to_string(sms_) + " SMs";
+#endif
+    d.threads = sms_;
+    d.total_memory = total_;
+    return d;
+  }
+
+  void* alloc(size_t bytes) override {
+    LLMK_CUDA_CHECK(cudaSetDevice(ordinal_));
+    void* p = nullptr;
+    const cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 1, stream_);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky-free error state
+      fail(ErrorKind::RangeError, device_name(), ": out of device memory allocating ", bytes, " bytes (",
+           cudaGetErrorString(e), ")");
+    }
+    return p;
+  }
+  void free(void* p, size_t) noexcept override {
+    cudaSetDevice(ordinal_);
+    cudaFreeAsync(p, stream_);
+  }
+  bool host_accessible() const override { return false; }
+
+  // Uploads/downloads synchronize: the host buffer belongs to the caller's closure and
+  // may be freed as soon as this returns.
+  void copy_from_host(void* dst, const void* src, size_t n) override {
+    if (!n) return;
+    LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
+    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy_to_host(void* dst, const void* src, size_t n) override {
+    if (!n) return;
+    LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
+    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy_device(void* dst, const void* src, size_t n) override {
+    if (n) LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void synchronize() override { LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) override {
+    launch_matmul(x, w, bias, y, stream_);
+  }
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
+    launch_binary(op, a, b, y, stream_);
+  }
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) override {
+    launch_rms_norm(x, w, eps, y, stream_);
+  }
+  void silu_mul(const Tensor& g, const Tensor& u, const Tensor& y) override { launch_silu_mul(g, u, y, stream_); }
+  void embedding(const Tensor& table, const Tensor& ids, const Tensor& y) override {
+    launch_embedding(table, ids, y, error_, stream_);
+    if (const int t = take_error(); t != INT_MAX) {
+      int32_t id = 0;
+      LLMK_CUDA_CHECK(cudaMemcpy(&id, ids.data<int32_t>() + t, sizeof(id), cudaMemcpyDeviceToHost));
+      fail(ErrorKind::RangeError, "embedding: expected ids in [0, ", table.dim(0), ") but ids[", t, "] = ", id);
+    }
+  }
+  void softmax(const Tensor& x, const Tensor& y) override { launch_softmax(x, y, stream_); }
+  void argmax(const Tensor& x, const Tensor& y) override { launch_argmax(x, y, stream_); }
+  void cast(const Tensor& x, const Tensor& y) override { launch_cast(x, y, stream_); }
+  void fill(const Tensor& y, double v) override { launch_fill(y, v, stream_); }
+
+  void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
+            const KvCacheWrite* cache) override {
+    launch_rope(q, k, positions, cfg, table, cache, error_, stream_);
+    if (const int t = take_error(); t != INT_MAX) {
+      int32_t pos = 0, slot = 0;
+      LLMK_CUDA_CHECK(cudaMemcpy(&pos, positions.data<int32_t>() + t, sizeof(pos), cudaMemcpyDeviceToHost));
+      if (pos < 0) fail(ErrorKind::RangeError, "rope: expected non-negative positions but positions[", t, "] = ", pos);
+      LLMK_CUDA_CHECK(cudaMemcpy(&slot, cache->slots.data<int32_t>() + t, sizeof(slot), cudaMemcpyDeviceToHost));
+      fail(ErrorKind::RangeError, "rope: expected cache slots in [0, ", cache->k_cache.dim(0) * cache->k_cache.dim(1),
+           ") but slots[", t, "] = ", slot);
+    }
+  }
+
+  void int8_quantize_weight(const Tensor& w, const Int8Weight& out) override {
+    launch_int8_quantize_weight(w, out, error_, stream_);
+    if (const int n = take_error(); n != INT_MAX)
+      fail(ErrorKind::RangeError, "int8.quantizeWeight: expected finite values in w but row ", n,
+           " holds NaN or infinite values");
+  }
+  void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                          const Tensor& outlier_mask) override {
+    launch_int8_quantize_rows(x, threshold, q, scale, outlier_mask, stream_);
+  }
+  void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias,
+                   const Tensor& y) override {
+    launch_int8_matmul(x, w, threshold, bias, y, stream_);
+  }
+
+  void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) override {
+    launch_sparse24_prune(w, norms, out, stream_);
+  }
+  void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta) override {
+    launch_sparse24_compress(w, values, meta, error_, stream_);
+    if (const int e = take_error(); e != INT_MAX) {
+      const int64_t G = w.dim(1) / 4, flat = e / 2, n = flat / G, g = flat % G;
+      fail(ErrorKind::RangeError, "sparse24.compress: expected at most 2 non-zeros in every group of 4 but row ", n,
+           " group ", g, " (columns ", 4 * g, "..", 4 * g + 3, ") has ", 3 + e % 2);
+    }
+  }
+  void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out) override {
+    launch_sparse24_decompress(values, meta, out, error_, stream_);
+    if (const int e = take_error(); e != INT_MAX) {
+      const int64_t G = out.dim(1) / 4;
+      fail(ErrorKind::RangeError, "sparse24.decompress: illegal metadata nibble at row ", e / G, " group ", e % G);
+    }
+  }
+  void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
+                       const Tensor& y) override {
+    launch_sparse24_matmul(x, values, meta, bias, y, stream_);
+  }
+
+ private:
+  std::string device_name() const { return info().name; }
+  void reset_error() { LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, sizeof(int), stream_)); }
+  // Reads the kernels' error slot (a sync point: only ops that can see bad
+  // device-resident input pay for it) and re-arms it. 0x7f7f7f7f = no error.
+  int take_error() {
+    int v = 0;
+    LLMK_CUDA_CHECK(cudaMemcpyAsync(&v, error_, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (v == 0x7f7f7f7f) return INT_MAX;
+    reset_error();
+    return v;
+  }
+
+  int ordinal_;
+  std::string name_;
+  int sms_ = 0, cc_ = 0;
+  size_t total_ = 0;
+  cudaStream_t stream_{};
+  int* error_ = nullptr;
+};
+
+}  // namespace
+}  // namespace llmk::LLMK_DEVICE_NS
+
+namespace llmk {
+
+#if defined(LLMK_SIMT)
+std::unique_ptr<Backend> create_simt_backend() { return std::make_unique<simt::CudaBackend>(0); }
+#else
+int cuda_device_count(std::string* reason) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    *reason = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorString(e);
+    return 0;
+  }
+  if (n == 0) *reason = "no CUDA device found";
+  return n;
+}
+std::unique_ptr<Backend> create_cuda_backend(int ordinal) { return std::make_unique<cuda::CudaBackend>(ordinal); }
+#endif
+
+}  // namespace llmk

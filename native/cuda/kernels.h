@@ -1,0 +1,34 @@
+// Launchers of every CUDA op (one .cu per op family), called by backend.cu. They
+// enqueue on `stream` and return; kernels that can detect bad device-resident input
+// (ids, positions, slots, 2:4 groups) atomicMin an index into *error (INT_MAX = none).
+#pragma once
+#include "device.cuh"
+#include "llmk/backend.h"
+
+namespace llmk::LLMK_DEVICE_NS {
+
+void launch_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, cudaStream_t stream);
+void launch_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y, cudaStream_t stream);
+void launch_rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y, cudaStream_t stream);
+void launch_silu_mul(const Tensor& gate, const Tensor& up, const Tensor& y, cudaStream_t stream);
+void launch_embedding(const Tensor& table, const Tensor& ids, const Tensor& y, int* error, cudaStream_t stream);
+void launch_softmax(const Tensor& x, const Tensor& y, cudaStream_t stream);
+void launch_argmax(const Tensor& x, const Tensor& y, cudaStream_t stream);
+void launch_cast(const Tensor& x, const Tensor& y, cudaStream_t stream);
+void launch_fill(const Tensor& y, double value, cudaStream_t stream);
+void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
+                 const RopeTable& table, const KvCacheWrite* cache, int* error, cudaStream_t stream);
+void launch_sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out, cudaStream_t stream);
+void launch_sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta, int* error,
+                              cudaStream_t stream);
+void launch_sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out, int* error,
+                                cudaStream_t stream);
+void launch_int8_quantize_weight(const Tensor& w, const Int8Weight& out, int* error, cudaStream_t stream);
+void launch_int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                               const Tensor& outlier_mask, cudaStream_t stream);
+void launch_int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias, const Tensor& y,
+                        cudaStream_t stream);
+void launch_sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
+                            const Tensor& y, cudaStream_t stream);
+
+}  // namespace llmk::LLMK_DEVICE_NS

@@ -1,0 +1,117 @@
+// Fused rotary embedding: one block per token rotates every q head and then every k
+// head (one launch, one pass over both); with a cache destination the rotated k rows
+// and the v rows go straight to their paged-cache slots.
+// check:cuda expects: ld.global
+#include "common/rope.h"
+#include "convert.cuh"
+#include "kernels.h"
+
+namespace llmk::LLMK_DEVICE_NS {
+namespace {
+
+constexpr int kMaxPairs = 128;  // rotary_dim <= 256 (the largest head dim we support)
+
+// Passed by value (≈ 1.1 KiB, under the 4 KiB kernel-parameter limit): the f64
+// frequency table rides along with the launch instead of needing a device buffer.
+struct RopeParams {
+  void* q;
+  void* k;
+  const void* v;
+  const int32_t* pos;
+  const int32_t* slots;  // null: rotate k in place
+  void* k_cache;
+  void* v_cache;
+  int* error;            // atomicMin'd with the first bad token index
+  long long nslots;
+  int T, hq, hkv, D, rotary_dim, style;
+  double cos_scale, sin_scale;  // attention factor; sin also carries the inverse sign
+  double inv_freq[kMaxPairs];
+};
+
+template <class T>
+__global__ void __launch_bounds__(256) rope_kernel(RopeParams p) {
+  __shared__ float cs[kMaxPairs], sn[kMaxPairs];
+  const int t = blockIdx.x;
+  const int pos = p.pos[t];
+  const int slot = p.slots ? p.slots[t] : 0;
+  // Uniform per block, so the early return cannot split a barrier.
+  if (pos < 0 || (p.slots && (slot < 0 || slot >= p.nslots))) {
+    if (threadIdx.x == 0) atomicMin(p.error, t);
+    return;
+  }
+  const int half = p.rotary_dim / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double s, c;
+    rope_sincos(pos, p.inv_freq[i], &s, &c);
+    cs[i] = float(c * p.cos_scale);
+    sn[i] = float(s * p.sin_scale);
+  }
+  __syncthreads();
+  T* q = static_cast<T*>(p.q) + size_t(t) * p.hq * p.D;
+  T* k = p.k ? static_cast<T*>(p.k) + size_t(t) * p.hkv * p.D : nullptr;
+  T* kdst = p.slots ? static_cast<T*>(p.k_cache) + size_t(slot) * p.hkv * p.D : k;
+  const int pairs_q = p.hq * half, pairs = pairs_q + (k ? p.hkv * half : 0);
+  const RopeStyle style = RopeStyle(p.style);
+  // Consecutive threads take consecutive pairs of one head: coalesced loads.
+  for (int j = threadIdx.x; j < pairs; j += blockDim.x) {
+    const bool is_q = j < pairs_q;
+    const int jj = is_q ? j : j - pairs_q, h = jj / half, i = jj % half;
+    int i0, i1;
+    rope_pair_index(style, i, p.rotary_dim, &i0, &i1);
+    const T* src = (is_q ? q : k) + size_t(h) * p.D;
+    T* dst = (is_q ? q : kdst) + size_t(h) * p.D;
+    const float x0 = to_f32(src[i0]), x1 = to_f32(src[i1]);
+    dst[i0] = from_f32<T>(x0 * cs[i] - x1 * sn[i]);
+    dst[i1] = from_f32<T>(x1 * cs[i] + x0 * sn[i]);
+  }
+  if (p.slots) {
+    // The cache rows also need k's pass-through dims and all of v.
+    const T* v = static_cast<const T*>(p.v) + size_t(t) * p.hkv * p.D;
+    T* vdst = static_cast<T*>(p.v_cache) + size_t(slot) * p.hkv * p.D;
+    for (int e = threadIdx.x; e < p.hkv * p.D; e += blockDim.x) {
+      vdst[e] = v[e];
+      if (e % p.D >= p.rotary_dim) kdst[e] = k[e];
+    }
+  }
+}
+
+}  // namespace
+
+void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
+                 const RopeTable& table, const KvCacheWrite* cache, int* error_dev, cudaStream_t stream) {
+  LLMK_CHECK(cfg.rotary_dim / 2 <= kMaxPairs, RangeError, "rope: rotary_dim ", cfg.rotary_dim, " exceeds ",
+             2 * kMaxPairs);
+  RopeParams p{};
+  p.q = q.raw();
+  p.k = k ? k->raw() : nullptr;
+  p.pos = positions.data<int32_t>();
+  if (cache) {
+    p.v = cache->v.raw();
+    p.slots = cache->slots.data<int32_t>();
+    p.k_cache = cache->k_cache.raw();
+    p.v_cache = cache->v_cache.raw();
+    p.nslots = cache->k_cache.dim(0) * cache->k_cache.dim(1);
+  }
+  p.error = error_dev;
+  p.T = int(q.dim(0));
+  p.hq = int(q.dim(1));
+  p.hkv = k ? int(k->dim(1)) : 0;
+  p.D = int(q.dim(2));
+  p.rotary_dim = cfg.rotary_dim;
+  p.style = int(cfg.style);
+  p.cos_scale = table.attn_scale;
+  p.sin_scale = cfg.inverse ? -table.attn_scale : table.attn_scale;
+  for (size_t i = 0; i < table.inv_freq.size(); ++i) p.inv_freq[i] = table.inv_freq[i];
+  if (p.T == 0) return;
+  // 128 threads: enough pairs in flight per token (Hq·D/2 ≥ 2048 for real models)
+  // while many tokens' blocks share an SM.
+  const dim3 grid(unsigned(p.T)), block(128);
+  switch (q.dtype) {
+    case DType::F32: llmk_launch(rope_kernel<float>, grid, block, 0, stream, p); break;
+    case DType::F16: llmk_launch(rope_kernel<__half>, grid, block, 0, stream, p); break;
+    case DType::BF16: llmk_launch(rope_kernel<__nv_bfloat16>, grid, block, 0, stream, p); break;
+    default: fail(ErrorKind::TypeError, "rope: unsupported dtype ", dtype_name(q.dtype));
+  }
+}
+
+}  // namespace llmk::LLMK_DEVICE_NS

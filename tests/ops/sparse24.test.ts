@@ -1,0 +1,137 @@
+// 2:4 sparsity on every device: pruning, the compressed format, round trips and the
+// sparse product against fp64 references.
+import { describe, expect, it } from 'vitest';
+import { sparse24, tensor } from '../../lib/index.js';
+import { compare, DEVICES, f16Round, nativeForTests, quantizeTo, randn } from '../helpers.js';
+import { compressRef, denseMatmulRef, pruneRef } from '../reference/sparse24.js';
+
+type FloatDType = 'f32' | 'f16' | 'bf16';
+const FLOATS: FloatDType[] = ['f32', 'f16', 'bf16'];
+
+/**
+ * Error of a straightforward same-precision implementation (f32 accumulation of
+ * products of the stored inputs, output rounded to the dtype): the bound of the
+ * FlashAttention-style rule is 2× this + 1e-5.
+ */
+function naiveError(x: Float32Array, w: Float64Array, M: number, N: number, K: number, dtype: FloatDType, ref: Float64Array) {
+  let worst = 0;
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s = Math.fround(s + Math.fround(x[m * K + k] * w[n * K + k]));
+      const out = dtype === 'f32' ? s : dtype === 'f16' ? f16Round(s) : quantizeTo(new Float32Array([s]), 'bf16')[0];
+      worst = Math.max(worst, Math.abs(out - ref[m * N + n]));
+    }
+  return worst;
+}
+
+async function pruned(device: string, dtype: FloatDType, N: number, K: number, seed: number) {
+  const w0 = quantizeTo(randn(N * K, seed), dtype);
+  const wp = sparse24.prune(tensor(w0, [N, K], { dtype, device }));
+  return { w0, wp, dense: (await wp.toArray()) as Float32Array };
+}
+
+describe.each(DEVICES)('sparse24 on %s', (device) => {
+  describe.each(FLOATS)('%s', (dtype) => {
+    it('prune keeps exactly the two largest of every group; compress matches the reference encoding; round trip is bit-exact', async () => {
+      const N = 33;
+      const K = 68;
+      const { w0, wp, dense } = await pruned(device, dtype, N, K, 3);
+      expect(Array.from(dense)).toEqual(Array.from(pruneRef(w0, N, K)));
+      for (let i = 0; i < N * K; i += 4) expect(dense.slice(i, i + 4).filter((v) => v !== 0).length).toBe(2);
+      const w24 = await sparse24.compress(wp);
+      expect(w24.values.shape).toEqual([N, K / 2]);
+      expect(w24.meta.shape).toEqual([N, 3]);
+      const ref = compressRef(dense, N, K);
+      expect(Array.from(await w24.values.toArray())).toEqual(Array.from(ref.values));
+      expect(Array.from(await w24.meta.toArray())).toEqual(Array.from(ref.meta));
+      expect(Array.from(await sparse24.decompress(w24).toArray())).toEqual(Array.from(dense));
+    });
+
+    it('groups with fewer than two non-zeros compress and round-trip', async () => {
+      const w = new Float32Array([0, 0, 0, 0, 0, 0, 3, 0, 5, 0, 0, 0, 0, 2, 0, 7]);
+      const w24 = await sparse24.compress(tensor(w, [2, 8], { dtype, device }));
+      expect(Array.from(await sparse24.decompress(w24).toArray())).toEqual(Array.from(quantizeTo(w, dtype)));
+    });
+
+    it('Wanda pruning scores |w|·‖x_k‖', async () => {
+      const N = 9;
+      const K = 32;
+      const w0 = quantizeTo(randn(N * K, 5), dtype);
+      const norms = Float32Array.from(randn(K, 6), (v) => Math.abs(v) + 0.01);
+      const out = await sparse24.prune(tensor(w0, [N, K], { dtype, device }), {
+        method: 'wanda',
+        activationNorms: tensor(quantizeTo(norms, dtype), [K], { dtype, device }),
+      }).toArray();
+      expect(Array.from(out)).toEqual(Array.from(pruneRef(w0, N, K, quantizeTo(norms, dtype))));
+    });
+
+    it.each([
+      [1, 4, 1],
+      [5, 64, 33],
+      [64, 64, 33],
+      [3, 256, 130],
+    ])('matmul M=%i K=%i N=%i equals the dense product of the pruned weight', async (M, K, N) => {
+      const { wp, dense } = await pruned(device, dtype, N, K, 10 + M + K + N);
+      const w24 = await sparse24.compress(wp);
+      const x = quantizeTo(randn(M * K, 20 + M), dtype);
+      const bias = quantizeTo(randn(N, 21), dtype);
+      const xt = tensor(x, [M, K], { dtype, device });
+      const ref = denseMatmulRef(x, dense, M, N, K, bias);
+      const y = (await sparse24.matmul(xt, w24, { bias: tensor(bias, [N], { dtype, device }) }).toArray()) as Float32Array;
+      const s = compare(y, ref);
+      expect(s.nonFinite).toBe(0);
+      const naive = naiveError(x, Float64Array.from(dense), M, N, K, dtype, denseMatmulRef(x, dense, M, N, K, bias));
+      expect(s.maxAbs).toBeLessThanOrEqual(2 * naive + 1e-5);
+      if (dtype === 'f32') expect(s.relNorm).toBeLessThanOrEqual(1e-5);
+    });
+  });
+});
+
+describe('sparse24 on cpu: large shapes and every ISA path', () => {
+  it.each(['avx512', 'avx2', 'scalar'] as const)('%s: M ∈ {1, 8, 256} × K=4096 × N ∈ {1, 33, 1024} (f16)', async (isa) => {
+    const n = nativeForTests();
+    const prev = n.devices().find((d) => d.name === 'cpu')!.detail;
+    n.setCpuIsa(isa);
+    try {
+      for (const [M, N] of [[1, 1024], [8, 33], [256, 1]]) {
+        const K = 4096;
+        const { wp, dense } = await pruned('cpu', 'f16', N, K, 30 + M + N);
+        const w24 = await sparse24.compress(wp);
+        const x = quantizeTo(randn(M * K, 40 + M), 'f16');
+        const y = (await sparse24.matmul(tensor(x, [M, K], { dtype: 'f16' }), w24).toArray()) as Float32Array;
+        const ref = denseMatmulRef(x, dense, M, N, K);
+        expect(compare(y, ref).nonFinite).toBe(0);
+        // f32 accumulation over 2048 kept products, then one f16 rounding
+        expect(compare(y, ref).relNorm, `${isa} M=${M} N=${N}`).toBeLessThanOrEqual(1.5e-3);
+      }
+    } finally {
+      n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));
+    }
+  });
+});
+
+describe('sparse24 bad input', () => {
+  it('compress names the first group with more than two non-zeros', async () => {
+    const w = new Float32Array(2 * 8).fill(0);
+    w[8 + 4] = 1;
+    w[8 + 5] = 2;
+    w[8 + 6] = 3;
+    await expect(sparse24.compress(tensor(w, [2, 8]))).rejects.toThrow(/row 1 group 1 \(columns 4\.\.7\) has 3/);
+  });
+  it('rejects bad shapes, devices and options', async () => {
+    const w24 = await sparse24.compress(sparse24.prune(tensor(randn(4 * 8, 1), [4, 8])));
+    expect(() => sparse24.matmul(tensor(randn(12, 2), [2, 6]), w24)).toThrow(/Expected x of shape \[M, 8\] to match the weight \[4, 8\] but received \[2, 6\]/);
+    expect(() => sparse24.matmul(tensor(randn(16, 2), [2, 8], { dtype: 'f16' }), w24)).toThrow(/dtype/);
+    expect(() => sparse24.prune(tensor(randn(6, 3), [1, 6]))).toThrow(/K a multiple of 4 \(2:4 groups\) but K = 6/);
+    expect(() => sparse24.prune(tensor(randn(8, 3), [1, 8]), { method: 'random' } as never)).toThrow(/Expected opts.method 'magnitude' or 'wanda' but received 'random'/);
+    expect(() => sparse24.prune(tensor(randn(8, 3), [1, 8]), { method: 'wanda', activationNorms: tensor([1, 2], [2]) })).toThrow(/activationNorms of shape \[8\] but received \[2\]/);
+    expect(() => sparse24.matmul(tensor(randn(8, 2), [1, 8]), {} as never)).toThrow(/Expected a Sparse24Weight for w/);
+    if (DEVICES.length > 1) {
+      const other = DEVICES[1];
+      expect(() => sparse24.matmul(tensor(randn(8, 2), [1, 8], { device: other }), w24)).toThrow(/same device/);
+    }
+    w24.dispose();
+    expect(() => sparse24.decompress(w24)).toThrow(/disposed/);
+  });
+});
