@@ -45,6 +45,8 @@ export interface NativeAddon {
   memory(): { tensors: number; bytes: Record<string, number> };
   /** Test hook: force the cpu ISA for later ops; returns the ISA in effect (clamped to the CPU). */
   setCpuIsa(isa: 'avx512' | 'avx2' | 'scalar'): string;
+  /** Test hook (simt builds only): set and/or read the simt thread schedule. */
+  simtSchedule?(schedule?: 'forward' | 'reverse' | 'random'): string;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;

@@ -8,6 +8,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   llmk::napi::init_rope_ops(env, exports);
   llmk::napi::init_int8_ops(env, exports);
   llmk::napi::init_sparse24_ops(env, exports);
+#ifdef LLMK_WITH_SIMT
+  llmk::napi::init_simt_control(env, exports);
+#endif
   return exports;
 }
 }  // namespace

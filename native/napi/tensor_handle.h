@@ -66,5 +66,8 @@ void init_basic_ops(Napi::Env env, Napi::Object exports);
 void init_rope_ops(Napi::Env env, Napi::Object exports);
 void init_int8_ops(Napi::Env env, Napi::Object exports);
 void init_sparse24_ops(Napi::Env env, Napi::Object exports);
+#ifdef LLMK_WITH_SIMT
+void init_simt_control(Napi::Env env, Napi::Object exports);
+#endif
 
 }  // namespace llmk::napi
