@@ -24,12 +24,14 @@ constexpr float kInv127 = 1.f / 127.f;
 
 __device__ __forceinline__ bool is_finite_abs(float a) { return a <= 3.402823466e38f; }
 
-// RNE of the f32 product v · inv, clamped: the same integers as the cpu kernels.
+// RNE of the f32 product v · inv (rintf rounds half to even), clamped: the same
+// integers as the cpu kernels. A lone product is never contracted into an FMA.
 __device__ __forceinline__ int quantize_value(float v, float inv) {
-  return max(-127, min(127, __float2int_rn(__fmul_rn(v, inv))));
+  return (int)fminf(127.f, fmaxf(-127.f, rintf(v * inv)));
 }
 
-__device__ __forceinline__ float inv_scale(float absmax) { return absmax > 0.f ? __fdiv_rn(127.f, absmax) : 0.f; }
+// IEEE division (nvcc's default -prec-div=true), as on the cpu.
+__device__ __forceinline__ float inv_scale(float absmax) { return absmax > 0.f ? 127.f / absmax : 0.f; }
 
 // Block-wide reduction over kThreads threads; every thread gets the result.
 template <class V, class Op>

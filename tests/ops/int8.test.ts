@@ -259,3 +259,25 @@ describe.each(DEVICES)('int8 on %s', (device) => {
     });
   });
 });
+
+describe.skipIf(!DEVICES.includes('simt'))('int8 CUDA kernels under the simt emulator', () => {
+  it('GEMM (M > 8) and GEMV (M <= 8) give bit-identical results under forward and reverse schedules', async () => {
+    const n = nativeForTests();
+    const before = n.simtSchedule!();
+    try {
+      for (const [M, K, N] of [[37, 200, 70], [3, 130, 9], [20, 64, 33]] as const) {
+        const { x } = plantedX(M, K, M * N, 32);
+        const w0 = randn(N * K, K, 0.05);
+        const b0 = randn(N, 3, 0.5);
+        const runs: Float32Array[] = [];
+        for (const schedule of ['forward', 'reverse'] as const) {
+          n.simtSchedule!(schedule);
+          runs.push(await runMatmul('simt', 'f16', quantizeTo(x, 'f16'), M, K, quantizeTo(w0, 'f16'), N, 6, quantizeTo(b0, 'f16')));
+        }
+        expect(Array.from(runs[1]), `M=${M} K=${K} N=${N}`).toEqual(Array.from(runs[0]));
+      }
+    } finally {
+      n.simtSchedule!(before as 'forward' | 'reverse' | 'random');
+    }
+  });
+});
