@@ -333,10 +333,8 @@ __global__ void __launch_bounds__(128) int8_gemv_kernel(const int8_t* xq, int ld
   for (int k = k0 + lane; k < K; k += 32) {
     const int wk = wr[k];
 #pragma unroll
-    for (int m = 0; m < kGemvMaxM; ++m) {
-      if (m >= M) break;
-      acc[m] += wk * xq[(long long)m * ldq + k];
-    }
+    for (int m = 0; m < kGemvMaxM; ++m)
+      if (m < M) acc[m] += wk * xq[(long long)m * ldq + k];
   }
   const int nout = *ep.count;
   for (int t = lane; t < nout; t += 32) {
