@@ -169,8 +169,6 @@ void panel_outliers(const Int8Acts& x, int64_t mb, int64_t me, const float* wo, 
   }
 }
 
-// One MR × NR block of y: int8 product, +128 compensation, dequantization, outlier
-// product, bias, store. mr/nr ≤ MR/NR are the valid parts of a clamped edge tile.
 // The outlier side of one weight panel (kNR rows): their weights at the outlier
 // columns (wo) and, for M >= kPanelRows, the panel's whole outlier product (yo).
 // Prepared after the panel's first tile, once its rows sit in L1: gathered before,
@@ -194,6 +192,8 @@ struct PanelOutliers {
   }
 };
 
+// One MR × NR block of y: int8 product, +128 compensation, dequantization, outlier
+// product, bias, store. mr/nr ≤ MR/NR are the valid parts of a clamped edge tile.
 template <int MR>
 void gemm_tile(const Int8Acts& x, const Int8Weights& w, const float* bias, int ydtype, void* y, int64_t m, int mr,
                int64_t n, int nr, const int8_t* const* wr, PanelOutliers& panel) {
