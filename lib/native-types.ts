@@ -73,6 +73,14 @@ export interface NativeAddon {
     q: NativeTensor, k: NativeTensor, v: NativeTensor, positions: NativeTensor, slots: NativeTensor,
     kCache: NativeTensor, vCache: NativeTensor, opts: object,
   ): void;
+  /** w[N,K] -> [q i8 [N,K], scale f32 [N], rowsum i32 [N]] */
+  int8QuantizeWeight(w: NativeTensor): [NativeTensor, NativeTensor, NativeTensor];
+  /** x[M,K] -> [q i8 [M,K], scale f32 [M], outlier mask i32 [K]] */
+  int8QuantizeRows(x: NativeTensor, threshold: number): [NativeTensor, NativeTensor, NativeTensor];
+  int8Matmul(
+    x: NativeTensor, q: NativeTensor, scale: NativeTensor, rowsum: NativeTensor, bias: NativeTensor | null,
+    threshold: number,
+  ): NativeTensor;
   sparse24Prune(w: NativeTensor, norms: NativeTensor | null): NativeTensor;
   /** [values [N, K/2], meta i32 [N, ceil(K/32)]] */
   sparse24Compress(w: NativeTensor): [NativeTensor, NativeTensor];

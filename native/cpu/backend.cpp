@@ -53,6 +53,15 @@ class CpuBackend final : public Backend {
             const KvCacheWrite* cache) override {
     cpu::rope(q, k, pos, c, t, cache);
   }
+  void int8_quantize_weight(const Tensor& w, const Int8Weight& out) override { cpu::int8_quantize_weight(w, out); }
+  void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                          const Tensor& outlier_mask) override {
+    cpu::int8_quantize_rows(x, threshold, q, scale, outlier_mask);
+  }
+  void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias,
+                   const Tensor& y) override {
+    cpu::int8_matmul(x, w, threshold, bias, y);
+  }
   void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) override {
     cpu::sparse24_prune(w, norms, out);
   }

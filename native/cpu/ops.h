@@ -16,6 +16,10 @@ void cast(const Tensor& x, const Tensor& y);
 void fill(const Tensor& y, double value);
 void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
           const KvCacheWrite* cache);
+void int8_quantize_weight(const Tensor& w, const Int8Weight& out);
+void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                        const Tensor& outlier_mask);
+void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias, const Tensor& y);
 void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out);
 void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta);
 void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out);

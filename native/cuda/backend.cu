@@ -127,6 +127,21 @@ class CudaBackend final : public Backend {
     }
   }
 
+  void int8_quantize_weight(const Tensor& w, const Int8Weight& out) override {
+    launch_int8_quantize_weight(w, out, error_, stream_);
+    if (const int n = take_error(); n != INT_MAX)
+      fail(ErrorKind::RangeError, "int8.quantizeWeight: expected finite values in w but row ", n,
+           " holds NaN or infinite values");
+  }
+  void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                          const Tensor& outlier_mask) override {
+    launch_int8_quantize_rows(x, threshold, q, scale, outlier_mask, stream_);
+  }
+  void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias,
+                   const Tensor& y) override {
+    launch_int8_matmul(x, w, threshold, bias, y, stream_);
+  }
+
   void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) override {
     launch_sparse24_prune(w, norms, out, stream_);
   }

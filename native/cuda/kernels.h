@@ -23,6 +23,11 @@ void launch_sparse24_compress(const Tensor& w, const Tensor& values, const Tenso
                               cudaStream_t stream);
 void launch_sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out, int* error,
                                 cudaStream_t stream);
+void launch_int8_quantize_weight(const Tensor& w, const Int8Weight& out, int* error, cudaStream_t stream);
+void launch_int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                               const Tensor& outlier_mask, cudaStream_t stream);
+void launch_int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias, const Tensor& y,
+                        cudaStream_t stream);
 void launch_sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
                             const Tensor& y, cudaStream_t stream);
 

@@ -6,6 +6,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   llmk::napi::init_tensor_functions(env, exports);
   llmk::napi::init_basic_ops(env, exports);
   llmk::napi::init_rope_ops(env, exports);
+  llmk::napi::init_int8_ops(env, exports);
   llmk::napi::init_sparse24_ops(env, exports);
 #ifdef LLMK_WITH_SIMT
   llmk::napi::init_simt_control(env, exports);

@@ -64,6 +64,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Va
 void init_tensor_functions(Napi::Env env, Napi::Object exports);
 void init_basic_ops(Napi::Env env, Napi::Object exports);
 void init_rope_ops(Napi::Env env, Napi::Object exports);
+void init_int8_ops(Napi::Env env, Napi::Object exports);
 void init_sparse24_ops(Napi::Env env, Napi::Object exports);
 #ifdef LLMK_WITH_SIMT
 void init_simt_control(Napi::Env env, Napi::Object exports);

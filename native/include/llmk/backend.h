@@ -24,6 +24,15 @@ struct KvCacheWrite {
   Tensor v_cache;
 };
 
+// LLM.int8() weight, made once by int8_quantize_weight from w[N,K]: q = round(w·127/sw)
+// (i8 [N,K]), sw = max |w[n,:]| (f32 [N]), rowsum = Σ_k q[n,k] (i32 [N]; kernels that
+// offset activations to u8 subtract 128·rowsum instead of re-reading the weights).
+struct Int8Weight {
+  Tensor q;
+  Tensor scale;
+  Tensor rowsum;
+};
+
 struct DeviceInfo {
   std::string name;     // "cpu", "simt", "cuda:0"
   std::string kind;     // "cpu" | "simt" | "cuda"
@@ -80,6 +89,18 @@ class Backend {
   virtual void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
                     const RopeTable& table, const KvCacheWrite* cache) = 0;
 
+  // LLM.int8() (Dettmers et al. 2022). Non-finite weights throw llmk::Error.
+  virtual void int8_quantize_weight(const Tensor& w, const Int8Weight& out) = 0;
+  // Activations x[M,K] (f16/f32): outlier columns O = {k : some finite |x[m,k]| >= threshold}
+  // (none when threshold == 0), sx[m] = max |x[m, k ∉ O]|, q = round(x·127/sx) with q[:,O] = 0.
+  // Writes q (i8 [M,K]), scale = sx (f32 [M]) and outlier_mask (i32 [K], 1 for k in O). A row
+  // holding NaN/±Inf gets sx = NaN and q = 0 and plays no part in choosing O.
+  virtual void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
+                                  const Tensor& outlier_mask) = 0;
+  // y[M,N] (x's dtype) = (xq·qᵀ) ⊙ (sx ⊗ sw)/127² + x[:,O]·deq(w[:,O])ᵀ + bias, int32 accumulation,
+  // quantization as in int8_quantize_rows (rows with non-finite x come out NaN). bias: x's dtype.
+  virtual void int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, const Tensor* bias,
+                           const Tensor& y) = 0;
   // 2:4 sparsity (format in common/sparse24.h; K % 4 == 0 checked by the caller).
   // prune: keep the 2 largest |w| (× norms[k] when norms is given: Wanda) per group
   // of 4, ties to the lower index; out has w's shape and dtype.
