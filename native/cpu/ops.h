@@ -16,5 +16,11 @@ void cast(const Tensor& x, const Tensor& y);
 void fill(const Tensor& y, double value);
 void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
           const KvCacheWrite* cache);
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
+               const AttentionParams& p, const Tensor& out, const Tensor* lse);
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                     const Tensor& seq_lens, const AttentionParams& p, const Tensor& out, const Tensor* lse);
+// Bench baseline: dense attention with the whole score matrix of each task materialized.
+void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p, const Tensor& out);
 
 }  // namespace llmk::cpu

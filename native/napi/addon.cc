@@ -6,6 +6,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   llmk::napi::init_tensor_functions(env, exports);
   llmk::napi::init_basic_ops(env, exports);
   llmk::napi::init_rope_ops(env, exports);
+  llmk::napi::init_attention_ops(env, exports);
   return exports;
 }
 }  // namespace

@@ -64,5 +64,6 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Va
 void init_tensor_functions(Napi::Env env, Napi::Object exports);
 void init_basic_ops(Napi::Env env, Napi::Object exports);
 void init_rope_ops(Napi::Env env, Napi::Object exports);
+void init_attention_ops(Napi::Env env, Napi::Object exports);
 
 }  // namespace llmk::napi
