@@ -9,3 +9,7 @@ export * as int8 from './ops/int8.js';
 export type { Int8Weight, Int8Options, Int8MatmulOptions, QuantizedRows } from './ops/int8.js';
 export * as sparse24 from './ops/sparse24.js';
 export { Sparse24Weight, type PruneOptions } from './ops/sparse24.js';
+export {
+  flashAttention, flashAttentionVarlen, pagedAttention, pagedSlots, type AttentionOptions, type AttentionResult,
+  type PagedAttentionOptions,
+} from './ops/attention.js';

@@ -86,4 +86,15 @@ export interface NativeAddon {
   sparse24Compress(w: NativeTensor): [NativeTensor, NativeTensor];
   sparse24Decompress(values: NativeTensor, meta: NativeTensor, K: number): NativeTensor;
   sparse24Matmul(x: NativeTensor, values: NativeTensor, meta: NativeTensor, bias: NativeTensor | null): NativeTensor;
+  /** [out, lse | null]; cuQ/cuK both null (dense [B,S,H,D]) or both i32 offsets (packed [T,H,D]). */
+  attention(
+    q: NativeTensor, k: NativeTensor, v: NativeTensor, cuQ: NativeTensor | null, cuK: NativeTensor | null,
+    opts: { causal?: boolean; scale?: number; returnLse?: boolean },
+  ): [NativeTensor, NativeTensor | null];
+  pagedAttention(
+    q: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, blockTable: NativeTensor, seqLens: NativeTensor,
+    opts: { scale?: number; returnLse?: boolean; numSplits?: number },
+  ): [NativeTensor, NativeTensor | null];
+  /** Bench baseline: materialized-scores attention (cpu device only). */
+  attentionNaiveCpu(q: NativeTensor, k: NativeTensor, v: NativeTensor, opts: { causal?: boolean; scale?: number }): NativeTensor;
 }

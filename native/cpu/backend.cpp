@@ -75,6 +75,14 @@ class CpuBackend final : public Backend {
                        const Tensor& y) override {
     cpu::sparse24_matmul(x, values, meta, bias, y);
   }
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
+                 const AttentionParams& p, const Tensor& out, const Tensor* lse) override {
+    cpu::attention(q, k, v, cu_q, cu_k, p, out, lse);
+  }
+  void paged_attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& bt, const Tensor& sl,
+                       const AttentionParams& p, const Tensor& out, const Tensor* lse) override {
+    cpu::paged_attention(q, kc, vc, bt, sl, p, out, lse);
+  }
 };
 
 }  // namespace

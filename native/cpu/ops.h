@@ -24,5 +24,11 @@ void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out);
 void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta);
 void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out);
 void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias, const Tensor& y);
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
+               const AttentionParams& p, const Tensor& out, const Tensor* lse);
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                     const Tensor& seq_lens, const AttentionParams& p, const Tensor& out, const Tensor* lse);
+// Bench baseline: dense attention with the whole score matrix of each task materialized.
+void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p, const Tensor& out);
 
 }  // namespace llmk::cpu

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   llmk::napi::init_simt_control(env, exports);
 #endif
   llmk::napi::init_bench(env, exports);
+  llmk::napi::init_attention_ops(env, exports);
   return exports;
 }
 }  // namespace

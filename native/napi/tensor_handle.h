@@ -70,5 +70,6 @@ void init_sparse24_ops(Napi::Env env, Napi::Object exports);
 void init_simt_control(Napi::Env env, Napi::Object exports);
 #endif
 void init_bench(Napi::Env env, Napi::Object exports);
+void init_attention_ops(Napi::Env env, Napi::Object exports);
 
 }  // namespace llmk::napi

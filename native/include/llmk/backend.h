@@ -33,6 +33,13 @@ struct Int8Weight {
   Tensor rowsum;
 };
 
+// Attention options shared by the dense, packed and paged forms.
+struct AttentionParams {
+  float scale = 0;       // softmax scale (finite), usually 1/sqrt(D)
+  bool causal = false;   // bottom-right aligned: query i of Sq sees keys j <= i + Sk − Sq
+  int num_splits = 0;    // paged decode: KV splits per (sequence, kv head); 0 = the backend chooses
+};
+
 struct DeviceInfo {
   std::string name;     // "cpu", "simt", "cuda:0"
   std::string kind;     // "cpu" | "simt" | "cuda"
@@ -111,6 +118,23 @@ class Backend {
   // y[M,N] = x[M,K] · W[N,K]ᵀ (+ bias) with W given compressed; x, values, bias, y share a dtype.
   virtual void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
                                const Tensor& y) = 0;
+  // Exact attention, never materializing Sq×Sk scores; GQA: q head h reads kv head
+  // h / (Hq/Hkv). Dense: q[B,Sq,Hq,D], k/v[B,Sk,Hkv,D], cu_q = cu_k = null, lse f32
+  // [B,Hq,Sq]. Packed varlen: q[Tq,Hq,D], k/v[Tk,Hkv,D], cu_q/cu_k i32[nseq+1] offsets
+  // (checked here: they live on the device), lse f32 [Hq,Tq]. out is like q; lse may be
+  // null; a row that sees no key gives 0 (lse −inf). Default: not on this device.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
+                         const AttentionParams& p, const Tensor& out, const Tensor* lse) {
+    fail(ErrorKind::Error, "attention is not implemented on device ", info().name);
+  }
+  // Decode over a paged cache: q[T,Hq,D] (one query per sequence, seeing all its keys),
+  // caches [numPages, pageSize, Hkv, D], block_table i32[T, maxPages], seq_lens i32[T]
+  // (both checked here); split-KV partials are merged by their lse. lse f32 [T,Hq].
+  virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                               const Tensor& block_table, const Tensor& seq_lens, const AttentionParams& p,
+                               const Tensor& out, const Tensor* lse) {
+    fail(ErrorKind::Error, "pagedAttention is not implemented on device ", info().name);
+  }
 };
 
 }  // namespace llmk

@@ -1,0 +1,53 @@
+// Shared between the attention driver (cpu/attention.cpp) and its per-ISA kernels
+// (cpu/isa/attention.cpp): where the K/V rows of one kv head are, and what one call
+// of the tile kernel computes.
+#pragma once
+#include <cstdint>
+
+namespace llmk::cpu {
+
+// Keys per K/V tile: 64 f32 rows of D ≤ 256 are 64 KiB for K and V together, which
+// stays in L2 while a block of query rows streams past it.
+constexpr int kAttnTileKeys = 64;
+// Query rows per prefill task (all q heads of one kv head share them, so K/V tiles are
+// converted once per group): enough rows to amortize the conversion of each tile.
+constexpr int kAttnTaskRows = 64;
+
+// Token rows of K or V for one kv head: contiguous, or scattered over a paged cache.
+struct KvRows {
+  const char* base = nullptr;     // token 0 of this head (contiguous) / slot 0 of the cache at this head (paged)
+  int64_t stride = 0;             // bytes between consecutive tokens / slots (Hkv · D · element size)
+  const int32_t* pages = nullptr; // paged: the sequence's block-table row; null when contiguous
+  int64_t page_size = 1;
+  const char* row(int64_t j) const {
+    return pages ? base + (int64_t(pages[j / page_size]) * page_size + j % page_size) * stride : base + j * stride;
+  }
+};
+
+// One call of the tile kernel: `rows` query rows of one kv head attend to keys
+// [k_begin, k_end); row r sees keys j <= last_key[r] only (causal / length limit).
+// Writes row r's output, normalized, to out[r] (dtype out_dtype: 0 f32, 1 f16, 2 bf16)
+// and its log-sum-exp in base 2 (of the scaled scores) to lse2[r]; a row that sees
+// no key gets 0 and -inf.
+struct AttnRowsJob {
+  int dtype = 0;                  // q, k, v element type: 0 f32, 1 f16, 2 bf16
+  int D = 0;
+  float scale_log2 = 0;           // softmax scale · log2(e): scores come out in the exp2 domain
+  int rows = 0;
+  const char* const* q = nullptr; // per row
+  const int64_t* last_key = nullptr;
+  KvRows k, v;
+  int64_t k_begin = 0, k_end = 0;
+  int out_dtype = 0;
+  void* const* out = nullptr;     // per row
+  float* lse2 = nullptr;
+};
+
+// f32 scratch the tile kernel needs for `rows` rows of head dim D (64-byte aligned).
+inline int64_t attn_scratch_floats(int rows, int D) {
+  const int64_t dp = (D + 15) / 16 * 16;
+  const int64_t n = int64_t(rows) * dp * 2 + 2 * int64_t(kAttnTileKeys) * dp + int64_t(rows) * (kAttnTileKeys + 3);
+  return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
+}
+
+}  // namespace llmk::cpu

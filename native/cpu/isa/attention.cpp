@@ -1,0 +1,249 @@
+// FlashAttention tile kernel on the CPU, compiled once per ISA (see CMakeLists). A
+// block of query rows (pre-scaled by scale·log2 e, so every exponential is an exp2)
+// streams over K/V tiles of kAttnTileKeys keys with an online softmax: running max m
+// and sum l per row in f32, the f32 output accumulator rescaled by 2^(m_old − m_new)
+// when the max grows, one division by l at the end. Nothing of size rows × keys beyond
+// one tile ever exists. f16/bf16 tiles are converted to f32 once per tile and shared
+// by all rows (every q head of a GQA group).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "cpu/attention.h"
+#include "cpu/isa/convert_simd.h"
+
+namespace llmk::cpu::LLMK_ISA_NS {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int W = 16;
+#elif defined(__AVX2__)
+constexpr int W = 8;
+#else
+constexpr int W = 4;
+#endif
+typedef float vf __attribute__((vector_size(W * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(W * sizeof(int32_t))));
+
+constexpr int kBc = kAttnTileKeys;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Output-accumulator vectors per register block: 4 rows × kC vectors + kC V loads
+// fit the register file (32 zmm; 16 ymm/xmm).
+constexpr int kC = W == 16 ? 4 : 2;
+
+inline vf ld(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void st(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf splat(float x) { return vf{} + x; }
+inline float hsum(vf v) {
+  float s = 0;
+  for (int i = 0; i < W; ++i) s += v[i];
+  return s;
+}
+inline float hmax(vf v) {
+  float s = v[0];
+  for (int i = 1; i < W; ++i) s = v[i] > s ? v[i] : s;
+  return s;
+}
+
+// 2^x for x <= 0.5 (scores minus the running max). x = n + f with f ∈ (−0.5, 0.5];
+// 2^f by its Taylor series to degree 7 (relative error < 1e-8, below f32 rounding);
+// 2^n built in the exponent field. x <= −127 (masked keys: −inf) gives exactly 0.
+inline vf exp2v(vf x) {
+  x = x < -127.f ? splat(-127.f) : x;
+  const vi n = __builtin_convertvector(x - 0.5f, vi);
+  const vf f = x - __builtin_convertvector(n, vf);
+  vf p = splat(1.5252733804059841e-05f);
+  p = p * f + 1.5403530393381609e-04f;
+  p = p * f + 1.3333558146428443e-03f;
+  p = p * f + 9.6181291076284772e-03f;
+  p = p * f + 5.5504108664821580e-02f;
+  p = p * f + 2.4022650695910071e-01f;
+  p = p * f + 6.9314718055994531e-01f;
+  p = p * f + 1.0f;
+  const vi bits = (n + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// S[r][j] = q_r · k_j for R rows sharing each K row load; dp = padded D.
+template <int R>
+inline void qk_block(const float* q, const float* k, int n, int dp, float* s, size_t s_stride) {
+  for (int j = 0; j < n; ++j) {
+    const float* kj = k + size_t(j) * dp;
+    vf acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = vf{};
+    for (int d = 0; d < dp; d += W) {
+      const vf kv = ld(kj + d);
+      for (int r = 0; r < R; ++r) acc[r] += ld(q + size_t(r) * dp + d) * kv;
+    }
+    for (int r = 0; r < R; ++r) s[size_t(r) * s_stride + j] = hsum(acc[r]);
+  }
+}
+
+// O[r][d0 : d0 + C·W] = alpha_r · O + Σ_j P[r][j] · V[j][...] for R rows, C vectors.
+template <int R, int C>
+inline void pv_block(const float* p, size_t p_stride, const float* alpha, const float* v, int n, int dp, int d0,
+                     float* o) {
+  vf acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = ld(o + size_t(r) * dp + d0 + c * W) * alpha[r];
+  for (int j = 0; j < n; ++j) {
+    const float* vj = v + size_t(j) * dp + d0;
+    vf vv[C];
+    for (int c = 0; c < C; ++c) vv[c] = ld(vj + c * W);
+    for (int r = 0; r < R; ++r) {
+      const vf pr = splat(p[size_t(r) * p_stride + j]);
+      for (int c = 0; c < C; ++c) acc[r][c] += pr * vv[c];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) st(o + size_t(r) * dp + d0 + c * W, acc[r][c]);
+}
+
+template <int R>
+inline void pv_rows(const float* p, size_t p_stride, const float* alpha, const float* v, int n, int dp, float* o) {
+  int d0 = 0;
+  for (; d0 + kC * W <= dp; d0 += kC * W) pv_block<R, kC>(p, p_stride, alpha, v, n, dp, d0, o);
+  for (; d0 < dp; d0 += W) pv_block<R, 1>(p, p_stride, alpha, v, n, dp, d0, o);
+}
+
+// Loads token rows [j0, j0 + n) as f32 rows of dp floats (the padding is zero).
+inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, int dp, float* dst) {
+  for (int j = 0; j < n; ++j) {
+    float* row = dst + size_t(j) * dp;
+    load_f32_n(dtype, src.row(j0 + j), row, D);
+    for (int d = D; d < dp; ++d) row[d] = 0;
+  }
+}
+
+}  // namespace
+
+void attend_rows(const AttnRowsJob& a, float* scratch) {
+  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W;
+  float* Q = scratch;
+  float* O = Q + size_t(M) * dp;
+  float* K = O + size_t(M) * dp;
+  float* V = K + size_t(kBc) * dp;
+  float* S = V + size_t(kBc) * dp;
+  float* m = S + size_t(M) * kBc;
+  float* l = m + M;
+  float* alpha = l + M;
+
+  int64_t lim_max = -1, lim_min = std::numeric_limits<int64_t>::max();
+  for (int r = 0; r < M; ++r) {
+    float* qr = Q + size_t(r) * dp;
+    load_f32_n(a.dtype, a.q[r], qr, D);
+    for (int d = 0; d < D; ++d) qr[d] *= a.scale_log2;
+    for (int d = D; d < dp; ++d) qr[d] = 0;
+    std::memset(O + size_t(r) * dp, 0, sizeof(float) * dp);
+    m[r] = kNegInf;
+    l[r] = 0;
+    lim_max = a.last_key[r] > lim_max ? a.last_key[r] : lim_max;
+    lim_min = a.last_key[r] < lim_min ? a.last_key[r] : lim_min;
+  }
+  // Tiles past every row's last visible key are skipped (the causal upper triangle).
+  const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
+  for (int64_t j0 = a.k_begin; j0 < k_end; j0 += kBc) {
+    const int n = int(k_end - j0 < kBc ? k_end - j0 : kBc);
+    load_tile(a.dtype, a.k, j0, n, D, dp, K);
+    load_tile(a.dtype, a.v, j0, n, D, dp, V);
+    int r = 0;
+    for (; r + 4 <= M; r += 4) qk_block<4>(Q + size_t(r) * dp, K, n, dp, S + size_t(r) * kBc, kBc);
+    for (; r < M; ++r) qk_block<1>(Q + size_t(r) * dp, K, n, dp, S + size_t(r) * kBc, kBc);
+    // Masking only where the tile crosses some row's limit (boundary tiles).
+    const bool boundary = j0 + n - 1 > lim_min;
+    for (r = 0; r < M; ++r) {
+      float* s = S + size_t(r) * kBc;
+      const int visible = boundary ? int(a.last_key[r] - j0 + 1 < 0 ? 0 : a.last_key[r] - j0 + 1 < n ? a.last_key[r] - j0 + 1 : n) : n;
+      for (int j = visible; j < kBc; ++j) s[j] = kNegInf;
+      vf mx = splat(kNegInf);
+      for (int j = 0; j < kBc; j += W) {
+        const vf x = ld(s + j);
+        mx = x > mx ? x : mx;
+      }
+      const float tile_max = hmax(mx), m_new = tile_max > m[r] ? tile_max : m[r];
+      if (m_new == kNegInf) {  // nothing visible yet: P = 0, O and l stay 0
+        std::memset(s, 0, sizeof(float) * kBc);
+        alpha[r] = 1;
+        continue;
+      }
+      alpha[r] = std::exp2(m[r] - m_new);
+      vf sum = vf{};
+      for (int j = 0; j < kBc; j += W) {
+        const vf p = exp2v(ld(s + j) - m_new);
+        st(s + j, p);
+        sum += p;
+      }
+      l[r] = l[r] * alpha[r] + hsum(sum);
+      m[r] = m_new;
+    }
+    for (r = 0; r + 4 <= M; r += 4) pv_rows<4>(S + size_t(r) * kBc, kBc, alpha + r, V, n, dp, O + size_t(r) * dp);
+    for (; r < M; ++r) pv_rows<1>(S + size_t(r) * kBc, kBc, alpha + r, V, n, dp, O + size_t(r) * dp);
+  }
+  for (int r = 0; r < M; ++r) {
+    float* o = O + size_t(r) * dp;
+    const float inv = l[r] > 0 ? 1.f / l[r] : 0.f;
+    for (int d = 0; d < D; ++d) o[d] *= inv;
+    a.lse2[r] = l[r] > 0 ? m[r] + std::log2(l[r]) : kNegInf;
+    store_f32_n(a.out_dtype, o, a.out[r], D);
+  }
+}
+
+// The baseline the benchmark compares against: the same register-blocked kernels, but
+// the whole scores block [rows, Sk] is materialized in f32, softmaxed, then multiplied
+// by V (K and V converted once in full). Contiguous K/V of one kv head. Scratch:
+// rows · (Sk + kBc) + (2 · Sk + 2 · rows) · dp + 8 floats.
+void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
+  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W;
+  const int64_t Sk = a.k_end;
+  const size_t ss = size_t((Sk + kBc - 1) / kBc * kBc);
+  float* S = scratch;
+  float* K = S + size_t(M) * ss;
+  float* V = K + size_t(Sk) * dp;
+  float* Q = V + size_t(Sk) * dp;
+  float* O = Q + size_t(M) * dp;
+  float ones[4] = {1, 1, 1, 1};
+  load_tile(a.dtype, a.k, 0, int(Sk), D, dp, K);
+  load_tile(a.dtype, a.v, 0, int(Sk), D, dp, V);
+  for (int r = 0; r < M; ++r) {
+    float* qr = Q + size_t(r) * dp;
+    load_f32_n(a.dtype, a.q[r], qr, D);
+    for (int d = 0; d < D; ++d) qr[d] *= a.scale_log2;
+    for (int d = D; d < dp; ++d) qr[d] = 0;
+  }
+  int r = 0;
+  for (; r + 4 <= M; r += 4) qk_block<4>(Q + size_t(r) * dp, K, int(Sk), dp, S + size_t(r) * ss, ss);
+  for (; r < M; ++r) qk_block<1>(Q + size_t(r) * dp, K, int(Sk), dp, S + size_t(r) * ss, ss);
+  for (r = 0; r < M; ++r) {
+    float* s = S + size_t(r) * ss;
+    const int64_t visible = a.last_key[r] + 1 < Sk ? (a.last_key[r] + 1 < 0 ? 0 : a.last_key[r] + 1) : Sk;
+    for (size_t j = size_t(visible); j < ss; ++j) s[j] = kNegInf;
+    vf mxv = splat(kNegInf);
+    for (size_t j = 0; j < ss; j += W) {
+      const vf x = ld(s + j);
+      mxv = x > mxv ? x : mxv;
+    }
+    const float mx = hmax(mxv);
+    vf sum = vf{};
+    for (size_t j = 0; j < ss; j += W) {
+      const vf p = mx == kNegInf ? vf{} : exp2v(ld(s + j) - mx);
+      st(s + j, p);
+      sum += p;
+    }
+    const float tot = hsum(sum), inv = tot > 0 ? 1.f / tot : 0.f;
+    for (size_t j = 0; j < ss; ++j) s[j] *= inv;
+    std::memset(O + size_t(r) * dp, 0, sizeof(float) * dp);
+  }
+  for (r = 0; r + 4 <= M; r += 4) pv_rows<4>(S + size_t(r) * ss, ss, ones, V, int(Sk), dp, O + size_t(r) * dp);
+  for (; r < M; ++r) pv_rows<1>(S + size_t(r) * ss, ss, ones, V, int(Sk), dp, O + size_t(r) * dp);
+  for (r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
+}
+
+}  // namespace llmk::cpu::LLMK_ISA_NS
