@@ -13,3 +13,9 @@ export {
   flashAttention, flashAttentionVarlen, pagedAttention, pagedSlots, type AttentionOptions, type AttentionResult,
   type PagedAttentionOptions,
 } from './ops/attention.js';
+export { LlamaModel, type LoadOptions, type WeightFormat } from './model/llama.js';
+export type { Completion, FinishReason, GenerateOptions, GeneratedToken, Prompt } from './model/engine.js';
+export type { SamplingOptions } from './model/sampler.js';
+export type { ChatMessage } from './loaders/tokenizer.js';
+export { createDemoModel, type DemoPreset, type DemoModelOptions } from './model/demo.js';
+export { parseConfig, type ModelConfig } from './model/config.js';
