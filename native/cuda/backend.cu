@@ -4,6 +4,7 @@
 // (cudaMallocAsync / cudaFreeAsync on the device's stream); every call and launch is
 // checked and failures become llmk::Error, reported at the device's next sync point.
 // check:cuda expects: none (no kernels here)
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <mutex>
@@ -165,8 +166,72 @@ class CudaBackend final : public Backend {
     launch_sparse24_matmul(x, values, meta, bias, y, stream_);
   }
 
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
+                 const AttentionParams& p, const Tensor& out, const Tensor* lse) override {
+    int batch, max_sq;
+    if (cu_q) {
+      // The offsets live on the device: copy them once to check them and size the grid.
+      batch = int(cu_q->dim(0)) - 1;
+      const std::vector<int32_t> oq = download<int32_t>(*cu_q), ok = download<int32_t>(*cu_k);
+      check_offsets(oq, q.dim(0), "cuSeqlensQ");
+      check_offsets(ok, k.dim(0), "cuSeqlensK");
+      max_sq = 0;
+      for (int b = 0; b < batch; ++b) max_sq = std::max(max_sq, oq[size_t(b) + 1] - oq[size_t(b)]);
+    } else {
+      batch = int(q.dim(0));
+      max_sq = int(q.dim(1));
+    }
+    launch_attention(q, k, v, cu_q ? cu_q->data<int32_t>() : nullptr, cu_k ? cu_k->data<int32_t>() : nullptr, batch,
+                     max_sq, p, out, lse, stream_);
+  }
+
+  void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                       const Tensor& seq_lens, const AttentionParams& p, const Tensor& out, const Tensor* lse) override {
+    const int64_t T = q.dim(0), num_pages = k_cache.dim(0), page_size = k_cache.dim(1), max_pages = block_table.dim(1);
+    const std::vector<int32_t> lens = download<int32_t>(seq_lens), table = download<int32_t>(block_table);
+    int64_t longest = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      LLMK_CHECK(lens[size_t(t)] >= 0 && int64_t(lens[size_t(t)]) <= max_pages * page_size, RangeError,
+                 "pagedAttention: expected seqLens[", t, "] in [0, ", max_pages * page_size,
+                 "] (blockTable columns × pageSize) but received ", lens[size_t(t)]);
+      for (int64_t i = 0; i < (lens[size_t(t)] + page_size - 1) / page_size; ++i) {
+        const int32_t pg = table[size_t(t * max_pages + i)];
+        LLMK_CHECK(pg >= 0 && pg < num_pages, RangeError, "pagedAttention: expected page indices in [0, ", num_pages,
+                   ") but blockTable[", t, "][", i, "] = ", pg);
+      }
+      longest = std::max<int64_t>(longest, lens[size_t(t)]);
+    }
+    // Splits: enough blocks to fill the SMs twice over, never below 256 keys a split.
+    const int64_t Hkv = k_cache.dim(2), blocks = std::max<int64_t>(1, T * Hkv);
+    int splits = p.num_splits > 0 ? p.num_splits
+                                  : int(std::clamp<int64_t>((2 * sms_ + blocks - 1) / blocks, 1, std::max<int64_t>(1, longest / 256)));
+    const size_t n_o = size_t(T) * splits * size_t(q.dim(1)) * size_t(q.dim(2)), n_l = size_t(T) * splits * size_t(q.dim(1));
+    float* ws = static_cast<float*>(alloc((n_o + n_l) * sizeof(float)));
+    try {
+      launch_paged_attention(q, k_cache, v_cache, block_table, seq_lens, splits, p.scale, ws, ws + n_o, out, lse, stream_);
+    } catch (...) {
+      free(ws, 0);
+      throw;
+    }
+    free(ws, 0);  // stream-ordered: released after the kernels that use it
+  }
+
  private:
   std::string device_name() const { return info().name; }
+  template <class T>
+  std::vector<T> download(const Tensor& t) {
+    std::vector<T> v(size_t(t.numel()));
+    copy_to_host(v.data(), t.raw(), t.nbytes());
+    return v;
+  }
+  static void check_offsets(const std::vector<int32_t>& o, int64_t total, const char* name) {
+    LLMK_CHECK(o[0] == 0, RangeError, "attention: expected ", name, "[0] = 0 but received ", o[0]);
+    for (size_t b = 1; b < o.size(); ++b)
+      LLMK_CHECK(o[b] >= o[b - 1], RangeError, "attention: expected non-decreasing ", name, " but ", name, "[", b,
+                 "] = ", o[b], " < ", name, "[", b - 1, "] = ", o[b - 1]);
+    LLMK_CHECK(o.back() == total, RangeError, "attention: expected ", name, "[", o.size() - 1, "] = ", total,
+               " (the packed token count) but received ", o.back());
+  }
   void reset_error() { LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, sizeof(int), stream_)); }
   // Reads the kernels' error slot (a sync point: only ops that can see bad
   // device-resident input pay for it) and re-arms it. 0x7f7f7f7f = no error.

@@ -31,4 +31,14 @@ void launch_int8_matmul(const Tensor& x, const Int8Weight& w, float threshold, c
 void launch_sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
                             const Tensor& y, cudaStream_t stream);
 
+// Attention (attention.cu). cu_q_dev/cu_k_dev: device offsets for the packed form or null;
+// batch and max_sq come from the host copy the backend validated.
+void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const int* cu_q_dev, const int* cu_k_dev,
+                      int batch, int max_sq, const AttentionParams& p, const Tensor& out, const Tensor* lse,
+                      cudaStream_t stream);
+// part_o: f32 [T·splits, Hq, D], part_lse: f32 [T·splits, Hq] workspace.
+void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                            const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
+                            const Tensor& out, const Tensor* lse, cudaStream_t stream);
+
 }  // namespace llmk::LLMK_DEVICE_NS

@@ -1,0 +1,508 @@
+// Attention on CUDA.
+//   fa_mma_kernel    FlashAttention-2 style forward for f16/bf16: 4 warps × 16 query rows,
+//                    K/V tiles through cp.async (double-buffered up to D = 128), Q·Kᵀ and
+//                    P·V on mma.sync m16n8k16 with f32 accumulation, online softmax in the
+//                    exp2 domain (scale folded into log2 e), one normalization at the end.
+//   fa_rows_kernel   f32 (no f32 tensor cores): a warp per query row, keys streamed.
+//   paged_decode_kernel + combine_kernel   flash-decoding over the paged KV cache:
+//                    a block per (token, kv head, head group, split) reads each cached row
+//                    once for the whole GQA group; splits merge by their log-sum-exp.
+// Bottom-right causal alignment: query i sees keys j ≤ i + Sk − Sq; a row that sees no
+// key outputs 0 (lse −inf).
+// check:cuda expects: mma.sync.aligned.m16n8k16 ldmatrix cp.async
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "convert.cuh"
+#include "kernels.h"
+
+namespace llmk::LLMK_DEVICE_NS {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+
+struct FaParams {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  float* lse;          // null: not wanted
+  const int* cu_q;     // device offsets (varlen) or null (dense)
+  const int* cu_k;
+  int Sq, Sk;          // dense lengths
+  int Hq, Hkv, D, Dp;  // Dp = D rounded up to 16 (zero-padded in shared memory)
+  float scale_log2;
+  int causal;
+  int lse_packed;      // lse layout: 0 dense [B, Hq, Sq], 1 packed [Hq, Tq]
+  int Tq;
+  int chunks;          // output-dim chunks per (batch, head): grid.z = B · chunks
+};
+
+template <class T>
+struct Mma;
+template <>
+struct Mma<__half> {
+  static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    mma_m16n8k16_f16f32(d, a, b, d);
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    const __half l = __float2half_rn(lo), h = __float2half_rn(hi);
+    return uint32_t(__half_as_ushort(l)) | (uint32_t(__half_as_ushort(h)) << 16);
+  }
+};
+template <>
+struct Mma<__nv_bfloat16> {
+  static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    mma_m16n8k16_bf16f32(d, a, b, d);
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    const __nv_bfloat16 l = __float2bfloat16_rn(lo), h = __float2bfloat16_rn(hi);
+    return uint32_t(__bfloat16_as_ushort(l)) | (uint32_t(__bfloat16_as_ushort(h)) << 16);
+  }
+};
+
+__device__ __forceinline__ void seq_bounds(const int* cu, int b, int dense_len, int* base, int* len) {
+  if (cu) {
+    *base = cu[b];
+    *len = cu[b + 1] - cu[b];
+  } else {
+    *base = b * dense_len;
+    *len = dense_len;
+  }
+}
+
+// rows [r0, r0+nrows) of a [tokens, H, D] tensor (head h) into smem rows of `pitch`
+// elements, columns [0, Dp): 16-byte cp.async chunks, zero-filled past the sequence or D.
+template <class T>
+__device__ __forceinline__ void load_rows(T* smem, int pitch, const T* g, int H, int h, int D, int Dp, int base,
+                                          int r0, int len, int nrows) {
+  const int chunks = Dp / 8;
+  for (int c = threadIdx.x; c < nrows * chunks; c += blockDim.x) {
+    const int r = c / chunks, d = 8 * (c % chunks);
+    const bool ok = r0 + r < len && d < D;
+    const T* src = g + ((size_t)(base + (ok ? r0 + r : 0)) * H + h) * D + (ok ? d : 0);
+    cp_async_16_zfill(smem + r * pitch + d, src, ok);
+  }
+}
+
+template <class T, int BKV, int DVC, int STAGES>
+__global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
+  constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8;
+  const int b = blockIdx.z / p.chunks, chunk = blockIdx.z % p.chunks, h = blockIdx.y, kvh = h / (p.Hq / p.Hkv);
+  int qbase, Sq, kbase, Sk;
+  seq_bounds(p.cu_q, b, p.Sq, &qbase, &Sq);
+  seq_bounds(p.cu_k, b, p.Sk, &kbase, &Sk);
+  const int q0 = blockIdx.x * BQ;
+  if (q0 >= Sq) return;  // whole block
+  const int pitch = p.Dp + 8, dv0 = chunk * DVC;
+  T* Qs = dynamic_smem<T>();
+  T* Ks = Qs + BQ * pitch;
+  T* Vs = Ks + STAGES * BKV * pitch;
+  const T* gq = static_cast<const T*>(p.q);
+  const T* gk = static_cast<const T*>(p.k);
+  const T* gv = static_cast<const T*>(p.v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const int offset = Sk - Sq;  // bottom-right alignment
+  int kend = Sk;
+  if (p.causal) kend = imin(Sk, q0 + BQ - 1 + offset + 1);
+  const int ntiles = kend > 0 ? (kend + BKV - 1) / BKV : 0;
+
+  float o[NO][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+#pragma unroll
+  for (int i = 0; i < NO; ++i)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) o[i][r] = 0.f;
+
+  load_rows(Qs, pitch, gq, p.Hq, h, p.D, p.Dp, qbase, q0, Sq, BQ);
+  if (ntiles) {
+    load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV);
+    load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV);
+  }
+  cp_async_commit();
+  const int row0 = q0 + 16 * warp + g;  // this thread's rows: row0 and row0 + 8
+  for (int kt = 0; kt < ntiles; ++kt) {
+    const int s = STAGES == 2 ? (kt & 1) : 0;
+    if (STAGES == 2 && kt + 1 < ntiles) {
+      load_rows(Ks + (s ^ 1) * BKV * pitch, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
+      load_rows(Vs + (s ^ 1) * BKV * pitch, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const T* K = Ks + s * BKV * pitch;
+    const T* V = Vs + s * BKV * pitch;
+    float sc[NS][4];
+#pragma unroll
+    for (int i = 0; i < NS; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) sc[i][r] = 0.f;
+    for (int ks = 0; ks < p.Dp; ks += 16) {
+      uint32_t a[4];
+      ldmatrix_x4(a, Qs + (16 * warp + lane % 16) * pitch + ks + 8 * (lane / 16));
+#pragma unroll
+      for (int np = 0; np < NS / 2; ++np) {
+        uint32_t r[4];
+        ldmatrix_x4(r, K + (16 * np + (lane % 8) + 8 * (lane / 16)) * pitch + ks + 8 * ((lane / 8) % 2));
+        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+        Mma<T>::run(sc[2 * np], a, b0);
+        Mma<T>::run(sc[2 * np + 1], a, b1);
+      }
+    }
+    // Mask, then the online softmax update of rows row0 (r = 0, 1) and row0 + 8 (r = 2, 3).
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int i = 0; i < NS; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int j = kt * BKV + 8 * i + 2 * t + (r & 1), row = row0 + 8 * (r >> 1);
+        const bool masked = j >= Sk || (p.causal && j > row + offset);
+        sc[i][r] = masked ? -INFINITY : sc[i][r] * p.scale_log2;
+        mx[r >> 1] = fmaxf(mx[r >> 1], sc[i][r]);
+      }
+    float alpha[2], ref[2];
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
+      mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
+      ref[x] = mx[x] == -INFINITY ? 0.f : mx[x];  // all masked so far: avoid inf − inf
+      alpha[x] = exp2f(m[x] - ref[x]);
+      m[x] = mx[x];
+      l[x] *= alpha[x];
+    }
+#pragma unroll
+    for (int i = 0; i < NO; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) o[i][r] *= alpha[r >> 1];
+#pragma unroll
+    for (int i = 0; i < NS; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        sc[i][r] = exp2f(sc[i][r] - ref[r >> 1]);
+        l[r >> 1] += sc[i][r];
+      }
+    // P (C layout of Q·Kᵀ) is already the A layout of P·V: two n8 score tiles = one k16 step.
+#pragma unroll
+    for (int j = 0; j < BKV / 16; ++j) {
+      const uint32_t a[4] = {Mma<T>::pack(sc[2 * j][0], sc[2 * j][1]), Mma<T>::pack(sc[2 * j][2], sc[2 * j][3]),
+                             Mma<T>::pack(sc[2 * j + 1][0], sc[2 * j + 1][1]),
+                             Mma<T>::pack(sc[2 * j + 1][2], sc[2 * j + 1][3])};
+#pragma unroll
+      for (int np = 0; np < NO / 2; ++np) {
+        if (dv0 + 16 * np >= p.D) break;
+        uint32_t r[4];
+        ldmatrix_x4_trans(r, V + (16 * j + (lane % 8) + 8 * ((lane / 8) % 2)) * pitch + dv0 + 16 * np + 8 * (lane / 16));
+        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+        Mma<T>::run(o[2 * np], a, b0);
+        Mma<T>::run(o[2 * np + 1], a, b1);
+      }
+    }
+    __syncthreads();  // this stage is refilled next
+    if (STAGES == 1 && kt + 1 < ntiles) {
+      load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
+      load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
+      cp_async_commit();
+    }
+  }
+  cp_async_wait_all();
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
+    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
+  }
+  T* go = static_cast<T*>(p.out);
+#pragma unroll
+  for (int i = 0; i < NO; ++i)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int row = row0 + 8 * (r >> 1), d = dv0 + 8 * i + 2 * t + (r & 1);
+      const float lx = l[r >> 1];
+      if (row < Sq && d < p.D) go[((size_t)(qbase + row) * p.Hq + h) * p.D + d] = from_f32<T>(lx > 0.f ? o[i][r] / lx : 0.f);
+    }
+  if (p.lse && chunk == 0 && t == 0) {
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      const int row = row0 + 8 * x;
+      if (row >= Sq) continue;
+      const float v = l[x] > 0.f ? (m[x] + log2f(l[x])) * kLn2 : -INFINITY;
+      const size_t idx = p.lse_packed ? (size_t)h * p.Tq + qbase + row : ((size_t)b * p.Hq + h) * Sq + row;
+      p.lse[idx] = v;
+    }
+  }
+}
+
+// f32: a warp per query row (b, i, h); lanes over D (≤ 8 elements each), keys streamed.
+template <class T>
+__global__ void __launch_bounds__(128) fa_rows_kernel(FaParams p) {
+  const int b = blockIdx.z, h = blockIdx.y, kvh = h / (p.Hq / p.Hkv);
+  const int lane = threadIdx.x % 32, i = blockIdx.x * 4 + threadIdx.x / 32;
+  int qbase, Sq, kbase, Sk;
+  seq_bounds(p.cu_q, b, p.Sq, &qbase, &Sq);
+  seq_bounds(p.cu_k, b, p.Sk, &kbase, &Sk);
+  if (i >= Sq) return;  // whole warp
+  const T* q = static_cast<const T*>(p.q) + ((size_t)(qbase + i) * p.Hq + h) * p.D;
+  float qv[8], acc[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const int d = lane + 32 * e;
+    qv[e] = d < p.D ? to_f32(q[d]) * p.scale_log2 : 0.f;
+    acc[e] = 0.f;
+  }
+  const int kend = p.causal ? imin(Sk, i + Sk - Sq + 1) : Sk;
+  float m = -INFINITY, l = 0.f;
+  for (int j = 0; j < kend; ++j) {
+    const T* k = static_cast<const T*>(p.k) + ((size_t)(kbase + j) * p.Hkv + kvh) * p.D;
+    const T* v = static_cast<const T*>(p.v) + ((size_t)(kbase + j) * p.Hkv + kvh) * p.D;
+    float s = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int d = lane + 32 * e;
+      if (d < p.D) s += qv[e] * to_f32(k[d]);
+    }
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    const float mn = fmaxf(m, s), alpha = exp2f(m - mn), pj = exp2f(s - mn);
+    l = l * alpha + pj;
+    m = mn;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int d = lane + 32 * e;
+      acc[e] = acc[e] * alpha + (d < p.D ? pj * to_f32(v[d]) : 0.f);
+    }
+  }
+  T* out = static_cast<T*>(p.out) + ((size_t)(qbase + i) * p.Hq + h) * p.D;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const int d = lane + 32 * e;
+    if (d < p.D) out[d] = from_f32<T>(l > 0.f ? acc[e] / l : 0.f);
+  }
+  if (p.lse && lane == 0) {
+    const size_t idx = p.lse_packed ? (size_t)h * p.Tq + qbase + i : ((size_t)b * p.Hq + h) * Sq + i;
+    p.lse[idx] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
+  }
+}
+
+// ---- paged flash-decoding ------------------------------------------------------------
+
+constexpr int kGroup = 4;  // q heads of one kv head per block: each cached row is read once for all
+
+struct PagedParams {
+  const void* q;
+  const void* kc;
+  const void* vc;
+  const int* block_table;
+  const int* seq_lens;
+  float* part_o;    // [T · splits, Hq, D]
+  float* part_lse;  // [T · splits, Hq], log2 units
+  int Hq, Hkv, D, page_size, max_pages, splits;
+  float scale_log2;
+};
+
+template <class T>
+__global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
+  __shared__ float sm_m[4][kGroup], sm_l[4][kGroup];
+  __shared__ float sm_acc[4][kGroup][256];
+  const int tok = blockIdx.x, split = blockIdx.z;
+  const int G = p.Hq / p.Hkv, groups = (G + kGroup - 1) / kGroup;
+  const int kvh = blockIdx.y / groups, h0 = kvh * G + (blockIdx.y % groups) * kGroup;
+  const int nh = imin(kGroup, kvh * G + G - h0);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int len = p.seq_lens[tok];
+  const int per = (len + p.splits - 1) / p.splits, j0 = split * per, j1 = imin(len, j0 + per);
+  float qv[kGroup][8], acc[kGroup][8], m[kGroup], l[kGroup];
+#pragma unroll
+  for (int x = 0; x < kGroup; ++x) {
+    m[x] = -INFINITY;
+    l[x] = 0.f;
+    const T* q = static_cast<const T*>(p.q) + ((size_t)tok * p.Hq + h0 + (x < nh ? x : 0)) * p.D;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int d = lane + 32 * e;
+      qv[x][e] = (x < nh && d < p.D) ? to_f32(q[d]) * p.scale_log2 : 0.f;
+      acc[x][e] = 0.f;
+    }
+  }
+  const int* bt = p.block_table + (size_t)tok * p.max_pages;
+  for (int j = j0 + warp; j < j1; j += 4) {
+    const size_t row = ((size_t)bt[j / p.page_size] * p.page_size + j % p.page_size) * p.Hkv + kvh;
+    const T* k = static_cast<const T*>(p.kc) + row * p.D;
+    const T* v = static_cast<const T*>(p.vc) + row * p.D;
+    float kr[8], vr[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int d = lane + 32 * e;
+      kr[e] = d < p.D ? to_f32(k[d]) : 0.f;
+      vr[e] = d < p.D ? to_f32(v[d]) : 0.f;
+    }
+#pragma unroll
+    for (int x = 0; x < kGroup; ++x) {
+      float s = 0.f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s += qv[x][e] * kr[e];
+      for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+      const float mn = fmaxf(m[x], s), alpha = exp2f(m[x] - mn), pj = exp2f(s - mn);
+      l[x] = l[x] * alpha + pj;
+      m[x] = mn;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[x][e] = acc[x][e] * alpha + pj * vr[e];
+    }
+  }
+  // Merge the 4 warps' partial softmax states through shared memory.
+#pragma unroll
+  for (int x = 0; x < kGroup; ++x) {
+    if (lane == 0) {
+      sm_m[warp][x] = m[x];
+      sm_l[warp][x] = l[x];
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int d = lane + 32 * e;
+      if (d < p.D) sm_acc[warp][x][d] = acc[x][e];
+    }
+  }
+  __syncthreads();
+  const size_t part = (size_t)tok * p.splits + split;
+  for (int idx = threadIdx.x; idx < nh * p.D; idx += blockDim.x) {
+    const int x = idx / p.D, d = idx % p.D;
+    float mx = -INFINITY;
+    for (int w = 0; w < 4; ++w) mx = fmaxf(mx, sm_m[w][x]);
+    float lt = 0.f, o = 0.f;
+    for (int w = 0; w < 4; ++w) {
+      const float f = sm_m[w][x] == -INFINITY ? 0.f : exp2f(sm_m[w][x] - mx);
+      lt += sm_l[w][x] * f;
+      o += sm_acc[w][x][d] * f;
+    }
+    p.part_o[(part * p.Hq + h0 + x) * p.D + d] = lt > 0.f ? o / lt : 0.f;
+    if (d == 0) p.part_lse[part * p.Hq + h0 + x] = lt > 0.f ? mx + log2f(lt) : -INFINITY;
+  }
+}
+
+template <class T>
+__global__ void __launch_bounds__(128) paged_combine_kernel(const float* part_o, const float* part_lse, T* out,
+                                                            float* lse, int Hq, int D, int splits) {
+  const int tok = blockIdx.x, h = blockIdx.y;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_lse[((size_t)tok * splits + s) * Hq + h]);
+  float wsum = 0.f;
+  for (int s = 0; s < splits; ++s) {
+    const float ls = part_lse[((size_t)tok * splits + s) * Hq + h];
+    wsum += ls == -INFINITY ? 0.f : exp2f(ls - mx);
+  }
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      const float ls = part_lse[((size_t)tok * splits + s) * Hq + h];
+      if (ls != -INFINITY) o += exp2f(ls - mx) * part_o[(((size_t)tok * splits + s) * Hq + h) * D + d];
+    }
+    out[((size_t)tok * Hq + h) * D + d] = from_f32<T>(wsum > 0.f ? o / wsum : 0.f);
+  }
+  if (lse && threadIdx.x == 0) lse[(size_t)tok * Hq + h] = wsum > 0.f ? (mx + log2f(wsum)) * kLn2 : -INFINITY;
+}
+
+template <class T, int BKV, int DVC, int STAGES>
+void launch_fa_mma(const FaParams& p, int B, int max_sq, cudaStream_t st) {
+  const size_t smem = size_t(64 + 2 * STAGES * BKV) * size_t(p.Dp + 8) * sizeof(T);
+  auto* kernel = fa_mma_kernel<T, BKV, DVC, STAGES>;
+  LLMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(unsigned((max_sq + 63) / 64), unsigned(p.Hq), unsigned(B * p.chunks)), block(128);
+  llmk_launch(kernel, grid, block, smem, st, p);
+}
+
+template <class T>
+void launch_fa(FaParams p, int B, int max_sq, cudaStream_t st) {
+  // Tile choices: BKV = 64 keys while two stages of K and V fit next to the Q tile in
+  // ≤ 99 KiB (the sm_86/89 opt-in limit); past D = 128 one 32-key stage. DVC = output
+  // dims per block, so the f32 O accumulator stays ≤ 64 registers (D > 128 → 2 chunks).
+  if (p.Dp <= 64) {
+    p.chunks = 1;
+    launch_fa_mma<T, 64, 64, 2>(p, B, max_sq, st);
+  } else if (p.Dp <= 128) {
+    p.chunks = 1;
+    launch_fa_mma<T, 64, 128, 2>(p, B, max_sq, st);
+  } else {
+    p.chunks = (p.D + 127) / 128;
+    launch_fa_mma<T, 32, 128, 1>(p, B, max_sq, st);
+  }
+}
+
+}  // namespace
+
+void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const int* cu_q_dev, const int* cu_k_dev,
+                      int batch, int max_sq, const AttentionParams& ap, const Tensor& out, const Tensor* lse,
+                      cudaStream_t st) {
+  const bool varlen = cu_q_dev != nullptr;
+  FaParams p{};
+  p.q = q.raw();
+  p.k = k.raw();
+  p.v = v.raw();
+  p.out = out.raw();
+  p.lse = lse ? lse->data<float>() : nullptr;
+  p.cu_q = cu_q_dev;
+  p.cu_k = cu_k_dev;
+  p.Sq = varlen ? 0 : int(q.dim(1));
+  p.Sk = varlen ? 0 : int(k.dim(1));
+  p.Hq = int(q.dim(-2));
+  p.Hkv = int(k.dim(-2));
+  p.D = int(q.dim(-1));
+  p.Dp = (p.D + 15) / 16 * 16;
+  p.scale_log2 = ap.scale * kLog2e;
+  p.causal = ap.causal;
+  p.lse_packed = varlen;
+  p.Tq = varlen ? int(q.dim(0)) : 0;
+  p.chunks = 1;
+  if (batch == 0 || max_sq == 0) return;
+  switch (q.dtype) {
+    case DType::F16: launch_fa<__half>(p, batch, max_sq, st); break;
+    case DType::BF16: launch_fa<__nv_bfloat16>(p, batch, max_sq, st); break;
+    default: {
+      const dim3 grid(unsigned((max_sq + 3) / 4), unsigned(p.Hq), unsigned(batch)), block(128);
+      llmk_launch(fa_rows_kernel<float>, grid, block, 0, st, p);
+    }
+  }
+}
+
+void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                            const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
+                            const Tensor& out, const Tensor* lse, cudaStream_t st) {
+  PagedParams p{};
+  p.q = q.raw();
+  p.kc = k_cache.raw();
+  p.vc = v_cache.raw();
+  p.block_table = block_table.data<int32_t>();
+  p.seq_lens = seq_lens.data<int32_t>();
+  p.part_o = part_o;
+  p.part_lse = part_lse;
+  p.Hq = int(q.dim(1));
+  p.Hkv = int(k_cache.dim(2));
+  p.D = int(q.dim(2));
+  p.page_size = int(k_cache.dim(1));
+  p.max_pages = int(block_table.dim(1));
+  p.splits = splits;
+  p.scale_log2 = scale * kLog2e;
+  const int T = int(q.dim(0)), G = p.Hq / p.Hkv, groups = (G + kGroup - 1) / kGroup;
+  if (!T) return;
+  const dim3 grid(unsigned(T), unsigned(p.Hkv * groups), unsigned(splits)), block(128);
+  float* l = lse ? lse->data<float>() : nullptr;
+  switch (q.dtype) {
+    case DType::F32:
+      llmk_launch(paged_decode_kernel<float>, grid, block, 0, st, p);
+      llmk_launch(paged_combine_kernel<float>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o, part_lse,
+                  out.data<float>(), l, p.Hq, p.D, splits);
+      break;
+    case DType::F16:
+      llmk_launch(paged_decode_kernel<__half>, grid, block, 0, st, p);
+      llmk_launch(paged_combine_kernel<__half>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o, part_lse,
+                  out.data<__half>(), l, p.Hq, p.D, splits);
+      break;
+    default:
+      llmk_launch(paged_decode_kernel<__nv_bfloat16>, grid, block, 0, st, p);
+      llmk_launch(paged_combine_kernel<__nv_bfloat16>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o,
+                  part_lse, out.data<__nv_bfloat16>(), l, p.Hq, p.D, splits);
+  }
+}
+
+}  // namespace llmk::LLMK_DEVICE_NS
