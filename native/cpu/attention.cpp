@@ -270,6 +270,8 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   });
 }
 
+// One task per (batch, q head) holding its whole [Sq, Sk] score matrix, as a
+// matmul → softmax → matmul attention does.
 void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p, const Tensor& out) {
   const int64_t B = q.dim(0), Sq = q.dim(1), Sk = k.dim(1);
   const int Hq = int(q.dim(2)), D = int(q.dim(3)), Hkv = int(k.dim(2)), G = Hq / Hkv;
@@ -278,31 +280,26 @@ void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const At
   auto* kernel = isa() == Isa::Avx512 ? isa_avx512::attend_rows_naive
                  : isa() == Isa::Avx2 ? isa_avx2::attend_rows_naive
                                       : isa_scalar::attend_rows_naive;
-  const int bq = std::max(1, kAttnTaskRows / G), rows_max = G * bq;
   const int64_t dp = (D + 15) / 16 * 16, ss = (Sk + kAttnTileKeys - 1) / kAttnTileKeys * kAttnTileKeys;
-  const int64_t qtiles = (Sq + bq - 1) / bq;
-  const int64_t floats = rows_max * ss + (2 * Sk + 2 * rows_max) * dp + 8 + 6 * int64_t(rows_max);
+  const int64_t kernel_floats = (Sq * ss + (2 * Sk + 2 * Sq) * dp + 16) / 16 * 16;
   const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
-  run_tasks(B * Hkv * qtiles, floats, [&](int64_t ti, float* scratch) {
-    const int64_t b = ti / (Hkv * qtiles), kvh = ti / qtiles % Hkv, q0 = ti % qtiles * bq;
-    const int nq = int(std::min<int64_t>(bq, Sq - q0)), M = G * nq;
-    float* tail = scratch + floats - 6 * int64_t(rows_max);
+  run_tasks(B * Hq, kernel_floats + 6 * Sq, [&](int64_t ti, float* scratch) {
+    const int64_t b = ti / Hq, h = ti % Hq, kvh = h / G;
+    float* tail = scratch + kernel_floats;
     auto* qrows = reinterpret_cast<const char**>(tail);
-    auto* orows = reinterpret_cast<void**>(tail + 2 * rows_max);
-    auto* last = reinterpret_cast<int64_t*>(tail + 4 * rows_max);
-    for (int g = 0; g < G; ++g)
-      for (int i = 0; i < nq; ++i) {
-        const int r = g * nq + i;
-        const size_t tok = size_t(b * Sq + q0 + i), h = size_t(kvh * G + g);
-        qrows[r] = q.data<char>() + (tok * Hq + h) * D * es;
-        orows[r] = out.data<char>() + (tok * Hq + h) * D * es;
-        last[r] = p.causal ? q0 + i + Sk - Sq : Sk - 1;
-      }
+    auto* orows = reinterpret_cast<void**>(tail + 2 * Sq);
+    auto* last = reinterpret_cast<int64_t*>(tail + 4 * Sq);
+    for (int64_t i = 0; i < Sq; ++i) {
+      const size_t tok = size_t(b * Sq + i);
+      qrows[i] = q.data<char>() + (tok * Hq + size_t(h)) * D * es;
+      orows[i] = out.data<char>() + (tok * Hq + size_t(h)) * D * es;
+      last[i] = p.causal ? i + Sk - Sq : Sk - 1;
+    }
     AttnRowsJob job;
     job.dtype = dt;
     job.D = D;
     job.scale_log2 = float(double(p.scale) * kLog2e);
-    job.rows = M;
+    job.rows = int(Sq);
     job.q = qrows;
     job.last_key = last;
     job.k.base = k.data<char>() + b * Sk * row_bytes + kvh * D * int64_t(es);

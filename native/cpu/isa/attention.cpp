@@ -268,7 +268,7 @@ void attend_rows(const AttnRowsJob& a, float* scratch) {
 // The baseline the benchmark compares against: the same register-blocked kernels, but
 // the whole scores block [rows, Sk] is materialized in f32, softmaxed, then multiplied
 // by V (K and V converted once in full). Contiguous K/V of one kv head. Scratch:
-// rows · (Sk + kBc) + (2 · Sk + 2 · rows) · dp + 8 floats.
+// rows · Sk rounded up to kBc + (2 · Sk + 2 · rows) · dp floats.
 void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W;
   const int64_t Sk = a.k_end;
