@@ -161,15 +161,16 @@ inline void pv_rows(const float* p, size_t p_stride, const float* alpha, const f
 }
 
 // Loads token rows [j0, j0 + n) of `heads` consecutive kv heads as f32, [n][heads][dp]
-// (the padding is zero). Successive rows lie Hkv·D elements apart, on scattered pages,
-// which the hardware prefetcher does not follow: rows kPrefetch ahead (below `limit`)
-// are prefetched.
+// (the padding is zero). With one head of several, successive rows lie Hkv·D elements
+// apart, which the hardware prefetcher does not follow: rows kPrefetch ahead (below
+// `limit`) are prefetched. Rows spanning every head are read in order and left to the
+// hardware (measured: explicit prefetch there only adds stalls, 9 -> 11 GB/s without).
 constexpr int kPrefetch = 8;
 inline void load_tile(int dtype, const KvRows& src, int heads, int64_t j0, int n, int D, int dp, float* dst,
                       int64_t limit) {
   const int es = dtype == 0 ? 4 : 2, row_bytes = heads * D * es;
   for (int j = 0; j < n; ++j) {
-    if (j0 + j + kPrefetch < limit) {
+    if (heads == 1 && j0 + j + kPrefetch < limit) {
       const char* next = src.row(j0 + j + kPrefetch);
       for (int b = 0; b < row_bytes; b += 64) __builtin_prefetch(next + b);
     }
