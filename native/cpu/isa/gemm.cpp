@@ -10,6 +10,11 @@
 //   jr: NR columns          -> microkernel: MR x NR accumulators in registers
 // Packing also removes the 4 KiB-aliasing of rows that are K*4 bytes apart.
 //
+// GEMV (M <= kGemvMaxRows, decode): no packing; threads split N, each streams its
+// rows of w exactly once, widening f16/bf16 in registers against x held in f32. For
+// M = 12..16 it measured about even with the GEMM on one thread, so the GEMM keeps
+// M > 8 (cpu/matmul.cpp decides).
+//
 // GCC 12's AVX-512 headers seed many intrinsics with _mm512_undefined_*() and then
 // warn about it at -O3 (a known false positive of those headers, not of this file).
 #pragma GCC diagnostic ignored "-Wuninitialized"
