@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <numeric>
+#include <memory>
 #include <vector>
 
 #include "cpu/attention.h"
@@ -44,8 +44,15 @@ template <class Fn>
 void run_tasks(int64_t n, int64_t floats, const Fn& fn) {
   std::atomic<int64_t> next{0};
   cpu_pool().run([&](int, int) {
-    std::vector<float> buf(size_t(floats) + 16);
-    float* scratch = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+    // Kept per pool thread and never zeroed: decode calls this per token, where a fresh
+    // zero-filled buffer (page faults included) would cost as much as the attention.
+    thread_local std::unique_ptr<float[]> buf;
+    thread_local int64_t cap = 0;
+    if (cap < floats + 16) {
+      buf.reset(new float[size_t(floats) + 16]);
+      cap = floats + 16;
+    }
+    float* scratch = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.get()) + 63) & ~uintptr_t(63));
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(t, scratch);
   });
 }
@@ -155,7 +162,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                      const Tensor& seq_lens, const AttentionParams& p, const Tensor& out, const Tensor* lse) {
   const int64_t T = q.dim(0), num_pages = k_cache.dim(0), page_size = k_cache.dim(1), max_pages = block_table.dim(1);
-  const int Hq = int(q.dim(1)), D = int(q.dim(2)), Hkv = int(k_cache.dim(2)), G = Hq / Hkv;
+  const int Hq = int(q.dim(1)), D = int(q.dim(2)), Hkv = int(k_cache.dim(2));
   const int32_t* lens = seq_lens.data<int32_t>();
   const int32_t* table = block_table.data<int32_t>();
   for (int64_t t = 0; t < T; ++t) {
@@ -169,70 +176,69 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     }
   }
   const int threads = cpu_pool().size();
-  // Splits of a sequence are whole key tiles. Auto: enough tasks for every thread
-  // (4 per thread evens out unequal lengths), but no split shorter than 4 tiles, where
-  // the combine step and per-task setup would start to cost more than they save.
+  // A task is one split of one sequence over every kv head at once: each cached token
+  // row (Hkv·D contiguous elements) is then read in order, once. Splits are whole key
+  // tiles. Auto: 4 tasks per thread evens out unequal lengths, but no split is shorter
+  // than 4 tiles, where the combine step and per-task setup start to cost more than
+  // they save.
   std::vector<int> splits(static_cast<size_t>(T));
   std::vector<int64_t> part_base(size_t(T) + 1, 0);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t tiles = std::max<int64_t>(1, (lens[t] + kAttnTileKeys - 1) / kAttnTileKeys);
-    int64_t s = p.num_splits > 0 ? p.num_splits
-                                 : std::min<int64_t>((4 * threads + T * Hkv - 1) / (T * Hkv), std::max<int64_t>(1, tiles / 4));
+    const int64_t s = p.num_splits > 0 ? p.num_splits
+                                       : std::min<int64_t>((4 * threads + T - 1) / T, std::max<int64_t>(1, tiles / 4));
     splits[size_t(t)] = int(std::clamp<int64_t>(s, 1, tiles));
     part_base[size_t(t) + 1] = part_base[size_t(t)] + splits[size_t(t)];
   }
   const int64_t nparts = part_base[size_t(T)];
   // Partial results of split sequences: f32 [part, Hq, D] outputs and [part, Hq] lse2.
   std::vector<float> part_o, part_lse(size_t(nparts * Hq));
-  bool any_split = nparts > T;
-  if (any_split) part_o.resize(size_t(nparts * Hq * D));
-  struct Task {
-    int64_t t, kvh, split;
-  };
-  std::vector<Task> tasks;
-  tasks.reserve(size_t(nparts * Hkv));
+  if (nparts > T) part_o.resize(size_t(nparts * Hq * D));
+  std::vector<std::pair<int64_t, int>> tasks;
+  tasks.reserve(size_t(nparts));
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t h = 0; h < Hkv; ++h)
-      for (int s = 0; s < splits[size_t(t)]; ++s) tasks.push_back({t, h, s});
+    for (int s = 0; s < splits[size_t(t)]; ++s) tasks.emplace_back(t, s);
   const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
   const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
   auto* kernel = attend_fn();
   const float scale_log2 = float(double(p.scale) * kLog2e);
-  run_tasks(int64_t(tasks.size()), attn_scratch_floats(G, D) + 6 * int64_t(G), [&](int64_t ti, float* scratch) {
-    const Task& tk = tasks[size_t(ti)];
-    const int64_t len = lens[tk.t], ns = splits[size_t(tk.t)];
+  const int64_t kernel_floats = attn_scratch_floats(Hq, D, Hkv);
+  run_tasks(int64_t(tasks.size()), kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
+    const auto [t, split] = tasks[size_t(ti)];
+    const int64_t len = lens[t], ns = splits[size_t(t)];
     const int64_t tiles = (len + kAttnTileKeys - 1) / kAttnTileKeys;
-    const int64_t k0 = tiles * tk.split / ns * kAttnTileKeys, k1 = std::min(len, tiles * (tk.split + 1) / ns * kAttnTileKeys);
-    float* tail = scratch + attn_scratch_floats(G, D);
+    const int64_t k0 = tiles * split / ns * kAttnTileKeys, k1 = std::min(len, tiles * (split + 1) / ns * kAttnTileKeys);
+    float* tail = scratch + kernel_floats;
     auto* qrows = reinterpret_cast<const char**>(tail);
-    auto* orows = reinterpret_cast<void**>(tail + 2 * G);
-    auto* last = reinterpret_cast<int64_t*>(tail + 4 * G);
-    const int64_t part = part_base[size_t(tk.t)] + tk.split;
-    for (int g = 0; g < G; ++g) {
-      const int64_t h = tk.kvh * G + g;
-      qrows[g] = q.data<char>() + (size_t(tk.t) * Hq + size_t(h)) * D * es;
-      orows[g] = ns > 1 ? static_cast<void*>(part_o.data() + (size_t(part) * Hq + size_t(h)) * D)
-                        : static_cast<void*>(out.data<char>() + (size_t(tk.t) * Hq + size_t(h)) * D * es);
-      last[g] = len - 1;
+    auto* orows = reinterpret_cast<void**>(tail + 2 * Hq);
+    auto* last = reinterpret_cast<int64_t*>(tail + 4 * Hq);
+    const int64_t part = part_base[size_t(t)] + split;
+    // Row h is q head h: head-major over kv heads, as the kernel expects.
+    for (int h = 0; h < Hq; ++h) {
+      qrows[h] = q.data<char>() + (size_t(t) * Hq + size_t(h)) * D * es;
+      orows[h] = ns > 1 ? static_cast<void*>(part_o.data() + (size_t(part) * Hq + size_t(h)) * D)
+                        : static_cast<void*>(out.data<char>() + (size_t(t) * Hq + size_t(h)) * D * es);
+      last[h] = len - 1;
     }
     AttnRowsJob job;
     job.dtype = dt;
     job.D = D;
     job.scale_log2 = scale_log2;
-    job.rows = G;
+    job.rows = Hq;
+    job.heads = Hkv;
     job.q = qrows;
     job.last_key = last;
-    job.k.base = k_cache.data<char>() + tk.kvh * D * int64_t(es);
-    job.v.base = v_cache.data<char>() + tk.kvh * D * int64_t(es);
+    job.k.base = k_cache.data<char>();
+    job.v.base = v_cache.data<char>();
     job.k.stride = job.v.stride = row_bytes;
-    job.k.pages = job.v.pages = table + tk.t * max_pages;
+    job.k.pages = job.v.pages = table + t * max_pages;
     job.k.page_size = job.v.page_size = page_size;
     job.k_begin = k0;
     job.k_end = k1;
     job.out_dtype = ns > 1 ? 0 : dt;
     job.out = orows;
-    job.lse2 = part_lse.data() + size_t(part) * Hq + size_t(tk.kvh) * G;
+    job.lse2 = part_lse.data() + size_t(part) * Hq;
     kernel(job, scratch);
   });
   // Combine: out = Σ_s 2^(lse_s − lse_max) · o_s / Σ_s 2^(lse_s − lse_max).
@@ -264,6 +270,8 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   });
 }
 
+// One task per (batch, q head) holding its whole [Sq, Sk] score matrix, as a
+// matmul → softmax → matmul attention does.
 void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p, const Tensor& out) {
   const int64_t B = q.dim(0), Sq = q.dim(1), Sk = k.dim(1);
   const int Hq = int(q.dim(2)), D = int(q.dim(3)), Hkv = int(k.dim(2)), G = Hq / Hkv;
@@ -272,31 +280,26 @@ void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const At
   auto* kernel = isa() == Isa::Avx512 ? isa_avx512::attend_rows_naive
                  : isa() == Isa::Avx2 ? isa_avx2::attend_rows_naive
                                       : isa_scalar::attend_rows_naive;
-  const int bq = std::max(1, kAttnTaskRows / G), rows_max = G * bq;
   const int64_t dp = (D + 15) / 16 * 16, ss = (Sk + kAttnTileKeys - 1) / kAttnTileKeys * kAttnTileKeys;
-  const int64_t qtiles = (Sq + bq - 1) / bq;
-  const int64_t floats = rows_max * ss + (2 * Sk + 2 * rows_max) * dp + 8 + 6 * int64_t(rows_max);
+  const int64_t kernel_floats = (Sq * ss + (2 * Sk + 2 * Sq) * dp + 16) / 16 * 16;
   const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
-  run_tasks(B * Hkv * qtiles, floats, [&](int64_t ti, float* scratch) {
-    const int64_t b = ti / (Hkv * qtiles), kvh = ti / qtiles % Hkv, q0 = ti % qtiles * bq;
-    const int nq = int(std::min<int64_t>(bq, Sq - q0)), M = G * nq;
-    float* tail = scratch + floats - 6 * int64_t(rows_max);
+  run_tasks(B * Hq, kernel_floats + 6 * Sq, [&](int64_t ti, float* scratch) {
+    const int64_t b = ti / Hq, h = ti % Hq, kvh = h / G;
+    float* tail = scratch + kernel_floats;
     auto* qrows = reinterpret_cast<const char**>(tail);
-    auto* orows = reinterpret_cast<void**>(tail + 2 * rows_max);
-    auto* last = reinterpret_cast<int64_t*>(tail + 4 * rows_max);
-    for (int g = 0; g < G; ++g)
-      for (int i = 0; i < nq; ++i) {
-        const int r = g * nq + i;
-        const size_t tok = size_t(b * Sq + q0 + i), h = size_t(kvh * G + g);
-        qrows[r] = q.data<char>() + (tok * Hq + h) * D * es;
-        orows[r] = out.data<char>() + (tok * Hq + h) * D * es;
-        last[r] = p.causal ? q0 + i + Sk - Sq : Sk - 1;
-      }
+    auto* orows = reinterpret_cast<void**>(tail + 2 * Sq);
+    auto* last = reinterpret_cast<int64_t*>(tail + 4 * Sq);
+    for (int64_t i = 0; i < Sq; ++i) {
+      const size_t tok = size_t(b * Sq + i);
+      qrows[i] = q.data<char>() + (tok * Hq + size_t(h)) * D * es;
+      orows[i] = out.data<char>() + (tok * Hq + size_t(h)) * D * es;
+      last[i] = p.causal ? i + Sk - Sq : Sk - 1;
+    }
     AttnRowsJob job;
     job.dtype = dt;
     job.D = D;
     job.scale_log2 = float(double(p.scale) * kLog2e);
-    job.rows = M;
+    job.rows = int(Sq);
     job.q = qrows;
     job.last_key = last;
     job.k.base = k.data<char>() + b * Sk * row_bytes + kvh * D * int64_t(es);

@@ -24,7 +24,8 @@ struct KvRows {
   }
 };
 
-// One call of the tile kernel: `rows` query rows of one kv head attend to keys
+// One call of the tile kernel: `rows` query rows of `heads` consecutive kv heads
+// (rows / heads rows per head, head-major) attend to keys
 // [k_begin, k_end); row r sees keys j <= last_key[r] only (causal / length limit).
 // Writes row r's output, normalized, to out[r] (dtype out_dtype: 0 f32, 1 f16, 2 bf16)
 // and its log-sum-exp in base 2 (of the scaled scores) to lse2[r]; a row that sees
@@ -34,19 +35,28 @@ struct AttnRowsJob {
   int D = 0;
   float scale_log2 = 0;           // softmax scale · log2(e): scores come out in the exp2 domain
   int rows = 0;
+  // kv heads read together: decode covers every head of a token (a contiguous row of
+  // the cache) so memory is read in order; prefill uses 1 (its rows share one head).
+  int heads = 1;
   const char* const* q = nullptr; // per row
   const int64_t* last_key = nullptr;
-  KvRows k, v;
+  KvRows k, v;                    // at the first of the `heads` heads
   int64_t k_begin = 0, k_end = 0;
   int out_dtype = 0;
   void* const* out = nullptr;     // per row
   float* lse2 = nullptr;
 };
 
-// f32 scratch the tile kernel needs for `rows` rows of head dim D (64-byte aligned).
-inline int64_t attn_scratch_floats(int rows, int D) {
+// Keys per tile when one tile spans `heads` kv heads: fewer keys keep the f32 K/V
+// tiles (keys × heads × D) near L1/L2 size instead of growing to heads × 64 KiB.
+inline int attn_tile_keys(int heads) {
+  return heads > 1 ? (kAttnTileKeys / heads > 16 ? kAttnTileKeys / heads : 16) : kAttnTileKeys;
+}
+
+// f32 scratch the tile kernel needs for `rows` rows of head dim D over `heads` kv heads.
+inline int64_t attn_scratch_floats(int rows, int D, int heads = 1) {
   const int64_t dp = (D + 15) / 16 * 16;
-  const int64_t n = int64_t(rows) * dp * 2 + 2 * int64_t(kAttnTileKeys) * dp + int64_t(rows) * (kAttnTileKeys + 3);
+  const int64_t n = int64_t(rows) * dp * 2 + 2 * int64_t(attn_tile_keys(heads)) * heads * dp + int64_t(rows) * (kAttnTileKeys + 3);
   return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
 }
 

@@ -169,6 +169,49 @@ function pagedSetup(lens: number[], pageSize: number, Hkv: number, D: number, dt
   return { maxPages, numPages, table, kc, vc, gather };
 }
 
+/** pagedAttention (no split, 5 splits, auto) against the contiguous op and the fp64 reference. */
+async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D: number, Hq: number, Hkv: number) {
+  const lens = [1, 339, 0, 700, 64];
+  const T = lens.length;
+  const p = pagedSetup(lens, pageSize, Hkv, D, dtype, pageSize + D);
+  const q = quantizeTo(randn(T * Hq * D, 5), dtype);
+  const o = { device, dtype };
+  const args = [
+    tensor(q, [T, Hq, D], o), tensor(p.kc, [p.numPages, pageSize, Hkv, D], o), tensor(p.vc, [p.numPages, pageSize, Hkv, D], o),
+    tensor(p.table, [T, p.maxPages], { device }), tensor(Int32Array.from(lens), [T], { device }),
+  ] as const;
+  const runs = await Promise.all(
+    [1, 5, undefined].map(async (numSplits) => {
+      const r = pagedAttention(...args, { numSplits, returnLse: true });
+      return { out: (await r.out.toArray()) as Float32Array, lse: (await r.lse!.toArray()) as Float32Array };
+    }),
+  );
+  const one = runs[0];
+  for (let t = 0; t < T; t++) {
+    const rowQ = q.subarray(t * Hq * D, (t + 1) * Hq * D);
+    const slice = (a: Float32Array) => a.subarray(t * Hq * D, (t + 1) * Hq * D);
+    if (lens[t] === 0) {
+      for (const r of runs) expect(Array.from(slice(r.out)).every((x) => x === 0)).toBe(true);
+      continue;
+    }
+    const s = { B: 1, Sq: 1, Sk: lens[t], Hq, Hkv, D, causal: false };
+    const k = p.gather(p.kc, t);
+    const v = p.gather(p.vc, t);
+    const contiguous = (await flashAttention(tensor(rowQ, [1, 1, Hq, D], o), tensor(k, [1, lens[t], Hkv, D], o), tensor(v, [1, lens[t], Hkv, D], o)).out.toArray()) as Float32Array;
+    const ref = attentionRef(rowQ, k, v, s);
+    const bound = 2 * compare(attentionNaive(rowQ, k, v, s, dtype), ref.out).maxAbs + 1e-5;
+    expect(compare(slice(one.out), contiguous).maxAbs, `seq ${t} paged vs contiguous`).toBeLessThanOrEqual(ULP2[dtype]);
+    for (const [i, r] of runs.entries()) {
+      const e = compare(slice(r.out), ref.out);
+      expect(e.nonFinite).toBe(0);
+      expect(e.maxAbs, `seq ${t} run ${i}`).toBeLessThanOrEqual(bound);
+      expect(compare(slice(r.out), slice(one.out)).maxAbs, `seq ${t} split run ${i} vs no split`).toBeLessThanOrEqual(ULP2[dtype]);
+      for (let h = 0; h < Hq; h++)
+        expect(Math.abs(r.lse[t * Hq + h] - ref.lse[h]), `lse seq ${t} head ${h}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref.lse[h])));
+    }
+  }
+}
+
 describe.each(DEVICES)('pagedAttention on %s', (device) => {
   describe.each(DTYPES)('%s', (dtype) => {
     it.each([
@@ -176,45 +219,7 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
       [64, 64, 4, 4],
       [7, 96, 6, 1],
     ])('pageSize=%i D=%i Hq=%i Hkv=%i: equals the contiguous op, split-KV equals no split', async (pageSize, D, Hq, Hkv) => {
-      const lens = [1, 339, 0, 700, 64];
-      const T = lens.length;
-      const p = pagedSetup(lens, pageSize, Hkv, D, dtype, pageSize + D);
-      const q = quantizeTo(randn(T * Hq * D, 5), dtype);
-      const o = { device, dtype };
-      const args = [
-        tensor(q, [T, Hq, D], o), tensor(p.kc, [p.numPages, pageSize, Hkv, D], o), tensor(p.vc, [p.numPages, pageSize, Hkv, D], o),
-        tensor(p.table, [T, p.maxPages], { device }), tensor(Int32Array.from(lens), [T], { device }),
-      ] as const;
-      const runs = await Promise.all(
-        [1, 5, undefined].map(async (numSplits) => {
-          const r = pagedAttention(...args, { numSplits, returnLse: true });
-          return { out: (await r.out.toArray()) as Float32Array, lse: (await r.lse!.toArray()) as Float32Array };
-        }),
-      );
-      const one = runs[0];
-      for (let t = 0; t < T; t++) {
-        const rowQ = q.subarray(t * Hq * D, (t + 1) * Hq * D);
-        const slice = (a: Float32Array) => a.subarray(t * Hq * D, (t + 1) * Hq * D);
-        if (lens[t] === 0) {
-          for (const r of runs) expect(Array.from(slice(r.out)).every((x) => x === 0)).toBe(true);
-          continue;
-        }
-        const s = { B: 1, Sq: 1, Sk: lens[t], Hq, Hkv, D, causal: false };
-        const k = p.gather(p.kc, t);
-        const v = p.gather(p.vc, t);
-        const contiguous = (await flashAttention(tensor(rowQ, [1, 1, Hq, D], o), tensor(k, [1, lens[t], Hkv, D], o), tensor(v, [1, lens[t], Hkv, D], o)).out.toArray()) as Float32Array;
-        const ref = attentionRef(rowQ, k, v, s);
-        const bound = 2 * compare(attentionNaive(rowQ, k, v, s, dtype), ref.out).maxAbs + 1e-5;
-        expect(compare(slice(one.out), contiguous).maxAbs, `seq ${t} paged vs contiguous`).toBeLessThanOrEqual(ULP2[dtype]);
-        for (const [i, r] of runs.entries()) {
-          const e = compare(slice(r.out), ref.out);
-          expect(e.nonFinite).toBe(0);
-          expect(e.maxAbs, `seq ${t} run ${i}`).toBeLessThanOrEqual(bound);
-          expect(compare(slice(r.out), slice(one.out)).maxAbs, `seq ${t} split run ${i} vs no split`).toBeLessThanOrEqual(ULP2[dtype]);
-          for (let h = 0; h < Hq; h++)
-            expect(Math.abs(r.lse[t * Hq + h] - ref.lse[h]), `lse seq ${t} head ${h}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref.lse[h])));
-        }
-      }
+      await checkPaged(device, dtype, pageSize, D, Hq, Hkv);
     });
   });
 
@@ -240,6 +245,7 @@ describe('attention on every cpu ISA path', () => {
       for (const dtype of DTYPES) {
         await checkDense('cpu', { B: 2, Sq: 77, Sk: 131, Hq: 6, Hkv: 2, D: 88, causal: true }, dtype, 3);
         await checkDense('cpu', { B: 1, Sq: 5, Sk: 300, Hq: 4, Hkv: 4, D: 256, causal: false }, dtype, 4);
+        await checkPaged('cpu', dtype, 16, 88, 6, 3);
       }
     } finally {
       n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));

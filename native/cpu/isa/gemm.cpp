@@ -9,6 +9,12 @@
 //   ir: MR rows of x        -> A micro-panel (MR x KC f32) packed just in time, in L1
 //   jr: NR columns          -> microkernel: MR x NR accumulators in registers
 // Packing also removes the 4 KiB-aliasing of rows that are K*4 bytes apart.
+//
+// GEMV (M <= kGemvMaxRows, decode): no packing; threads split N, each streams its
+// rows of w exactly once, widening f16/bf16 in registers against x held in f32. For
+// M = 12..16 it measured about even with the GEMM on one thread, so the GEMM keeps
+// M > 8 (cpu/matmul.cpp decides).
+//
 // GCC 12's AVX-512 headers seed many intrinsics with _mm512_undefined_*() and then
 // warn about it at -O3 (a known false positive of those headers, not of this file).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -154,10 +160,12 @@ inline void transpose(vf r[4]) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
 
 constexpr int NR = NV * VL;
 // KC x NR B micro-panel, MR x KC A micro-panel: KC = 256 keeps the A micro-panel
-// (<= 12 KiB) in L1 next to the streamed B rows; NC = 1024 makes the packed B block
-// 1 MiB, half the 2 MiB L2 (and still fits Zen 4's 1 MiB with A streaming through).
+// (<= 12 KiB) in L1 next to the streamed B rows; NC = 512 makes the packed B block
+// 512 KiB, so it and the prefetched source of the next block share L2 (1 MiB on Zen 4,
+// 2 MiB here). Measured on one thread, f16 M=256 K=N=4096: NC 384..768 within noise,
+// 1024 ~7% slower, 1536 ~15% slower; KC 192 or 384 slower than 256.
 constexpr int64_t KC = 256;
-constexpr int64_t NC = NR * (1024 / NR);
+constexpr int64_t NC = NR * (512 / NR);
 // f16/bf16 outputs accumulate across KC blocks in an f32 tile of MC x NC per thread.
 constexpr int64_t MC = 256;
 
@@ -272,9 +280,18 @@ void pack_a(const MatmulParams& p, int64_t m0, int mr, int64_t k0, int64_t kb, f
   pack_transposed(p, p.x, m0 * p.K + k0, p.K, mr, kb, dst, MR);
 }
 
+// Lines of w the microkernel prefetches for the next B block, one every 8 k steps:
+// spread out, so they never fill all of L1's miss buffers at once.
+constexpr int kPrefetchEvery = 8;
+struct PrefetchList {
+  const char* line[KC / kPrefetchEvery];
+  int n = 0;
+};
+
 // C[R x NR] (row stride ldc) = (first ? bias or 0 : C) + A·B over kb, R <= MR rows.
 template <int R>
-void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t ldc, bool first, const float* bias) {
+void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t ldc, bool first, const float* bias,
+                 const PrefetchList* pf) {
   // The C tile was last touched a whole B block ago: start pulling it in now so the
   // read-modify-write at the end does not stall.
   for (int i = 0; i < R; ++i)
@@ -282,14 +299,20 @@ void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t l
   vf acc[R][NV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
-  for (int64_t k = 0; k < kb; ++k) {
+  auto step = [&](int64_t k) __attribute__((always_inline)) {
     vf b[NV];
     for (int v = 0; v < NV; ++v) b[v] = vload(B + k * NR + v * VL);
     for (int i = 0; i < R; ++i) {
       const vf a = vbcast(A[k * MR + i]);
       for (int v = 0; v < NV; ++v) acc[i][v] = vfma(a, b[v], acc[i][v]);
     }
+  };
+  int64_t k = 0;
+  for (int j = 0; k + kPrefetchEvery <= kb; ++j) {
+    if (pf && j < pf->n) _mm_prefetch(pf->line[j], _MM_HINT_T1);
+    for (int u = 0; u < kPrefetchEvery; ++u, ++k) step(k);
   }
+  for (; k < kb; ++k) step(k);
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < NV; ++v) {
       float* c = C + i * ldc + v * VL;
@@ -300,7 +323,7 @@ void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t l
 
 template <int... Rs>
 constexpr auto kernel_table(std::integer_sequence<int, Rs...>) {
-  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool, const float*);
+  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool, const float*, const PrefetchList*);
   return std::array<Fn, sizeof...(Rs)>{&microkernel<Rs + 1>...};
 }
 constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, MR>{});
@@ -310,7 +333,7 @@ constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, MR>{});
 void edge_tile(int mr, int nr, int64_t kb, const float* A, const float* B, float* C, int64_t ldc, bool first,
                const float* bias) {
   alignas(64) float t[MR * NR];
-  kKernels[mr - 1](kb, A, B, t, NR, true, nullptr);
+  kKernels[mr - 1](kb, A, B, t, NR, true, nullptr, nullptr);
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j)
       C[i * ldc + j] = (first ? (bias ? bias[j] : 0.f) : C[i * ldc + j]) + t[i * NR + j];
@@ -330,7 +353,8 @@ void split_threads(int64_t mt, int64_t ntl, int nt, int& tm, int& tn) {
 
 // Packing a B block reads w from DRAM (w is read once, so it is never cached): the
 // source of the next block is prefetched into L2 a few lines per microkernel call,
-// which hides that read behind the compute of the current block.
+// which hides that read behind the compute of the current block. Issued in one burst
+// per call these stalled on full miss buffers (~6% of the f32 time), hence the list.
 class NextBlockPrefetch {
  public:
   NextBlockPrefetch(const MatmulParams& p, int64_t n, int64_t nb, int64_t k, int64_t kb, int64_t calls)
@@ -339,10 +363,12 @@ class NextBlockPrefetch {
     total_ = nb * lines_per_row_;
     per_call_ = calls > 0 ? (total_ + calls - 1) / calls : total_;
   }
-  void step() {
-    for (int64_t e = std::min(total_, next_ + per_call_); next_ < e; ++next_) {
+  // The next lines for one microkernel call of kb K steps.
+  void next(PrefetchList& pf, int64_t kb) {
+    const int64_t e = std::min({total_, next_ + per_call_, next_ + kb / kPrefetchEvery});
+    for (pf.n = 0; next_ < e; ++next_) {
       const int64_t r = next_ / lines_per_row_, l = next_ % lines_per_row_;
-      _mm_prefetch(base_ + (n_ + r) * ld_ + k_ * es_ + l * 64, _MM_HINT_T1);
+      pf.line[pf.n++] = base_ + (n_ + r) * ld_ + k_ * es_ + l * 64;
     }
   }
 
@@ -356,6 +382,7 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
   float* bp = s.b.get(size_t(KC) * NC);
   float* ap = s.a.get(size_t(KC) * MR + VL);
   const bool direct = p.dtype == DType::F32;  // accumulate straight into y
+  PrefetchList pf;
   const int64_t mstep = direct ? m1 - m0 : MC;
   float* cbuf = direct ? nullptr : s.c.get(size_t(MC) * NC);
   for (int64_t mc = m0; mc < m1; mc += mstep) {
@@ -382,11 +409,12 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
           for (int64_t jr = 0; jr < nb; jr += NR) {
             const int64_t nr = std::min<int64_t>(NR, nb - jr);
             const float* bj = bias ? bias + jr : nullptr;
-            prefetch.step();
-            if (nr == NR)
-              kernel(kb, ap, bp + jr * kb, crow + jr, ldc, first, bj);
-            else
+            if (nr == NR) {
+              prefetch.next(pf, kb);
+              kernel(kb, ap, bp + jr * kb, crow + jr, ldc, first, bj, &pf);
+            } else {
               edge_tile(mr, int(nr), kb, ap, bp + jr * kb, crow + jr, ldc, first, bj);
+            }
           }
         }
       }

@@ -1,0 +1,86 @@
+// Attention: FlashAttention prefill (B=1, Hq=32, Hkv=8, D=128) against a naive
+// materialized-scores attention built from the same SIMD kernels (cpu), and paged
+// flash-decoding of one query over Sk cached tokens (memory-bound: K and V read once).
+import { flashAttention, pagedAttention, synchronize, tensor, type Tensor } from '../../lib/index.js';
+import { attentionNaiveCpu } from '../../lib/ops/attention.js';
+import type { BenchCase, BenchModule } from '../types.js';
+
+const rand = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 2);
+const Hq = 32;
+const Hkv = 8;
+const D = 128;
+const dtype = 'f16';
+
+function prefill(device: string, S: number, causal: boolean, naive: boolean): BenchCase {
+  const name = (n: boolean) => `attention prefill ${dtype} S=${S}${causal ? ' causal' : ''}${n ? ' (naive, materialized scores)' : ''}`;
+  return {
+    name: name(naive),
+    op: 'attention',
+    device,
+    work: { flops: (4 * S * S * Hq * D) / (causal ? 2 : 1) },
+    bound: 'compute',
+    baseline: naive || device !== 'cpu' ? undefined : name(true),
+    async setup() {
+      const q: Tensor = tensor(rand(S * Hq * D), [1, S, Hq, D], { dtype, device });
+      const k: Tensor = tensor(rand(S * Hkv * D).reverse(), [1, S, Hkv, D], { dtype, device });
+      const v: Tensor = tensor(rand(S * Hkv * D), [1, S, Hkv, D], { dtype, device });
+      await synchronize(device);
+      return {
+        async run() {
+          const out = naive ? attentionNaiveCpu(q, k, v, { causal }) : flashAttention(q, k, v, { causal }).out;
+          await synchronize(device);
+          out.dispose();
+        },
+        dispose() {
+          for (const t of [q, k, v]) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+function decode(device: string, Sk: number): BenchCase {
+  const pageSize = 64;
+  const pages = Sk / pageSize;
+  return {
+    name: `pagedAttention decode ${dtype} Sk=${Sk} Hq=${Hq} Hkv=${Hkv} D=${D}`,
+    op: 'attention',
+    device,
+    work: { bytes: 2 * Sk * Hkv * D * 2 },
+    bound: 'memory',
+    async setup() {
+      const q = tensor(rand(Hq * D), [1, Hq, D], { dtype, device });
+      const kc = tensor(rand(pages * pageSize * Hkv * D), [pages, pageSize, Hkv, D], { dtype, device });
+      const vc = tensor(rand(pages * pageSize * Hkv * D).reverse(), [pages, pageSize, Hkv, D], { dtype, device });
+      // Pages in reverse order: the table, not the allocation order, defines the sequence.
+      const table = tensor(Int32Array.from({ length: pages }, (_, i) => pages - 1 - i), [1, pages], { device });
+      const lens = tensor(Int32Array.from([Sk]), [1], { device });
+      await synchronize(device);
+      return {
+        async run() {
+          const { out } = pagedAttention(q, kc, vc, table, lens);
+          await synchronize(device);
+          out.dispose();
+        },
+        dispose() {
+          for (const t of [q, kc, vc, table, lens]) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+const module: BenchModule = (devices, { quick }) => {
+  const cases: BenchCase[] = [];
+  for (const device of devices) {
+    if (device === 'simt' && !quick) continue; // the emulator is for correctness, not speed
+    for (const S of quick ? [512] : [512, 2048])
+      for (const causal of [false, true]) {
+        cases.push(prefill(device, S, causal, false));
+        if (device === 'cpu') cases.push(prefill(device, S, causal, true));
+      }
+    for (const Sk of quick ? [1024] : [1024, 8192]) cases.push(decode(device, Sk));
+  }
+  return cases;
+};
+export default module;
