@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
   if (p.causal) kend = imin(Sk, q0 + BQ - 1 + offset + 1);
   const int ntiles = kend > 0 ? (kend + BKV - 1) / BKV : 0;
 
-  float o[NO][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[NO][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, lr[2] = {0.f, 0.f};
 #pragma unroll
   for (int i = 0; i < NO; ++i)
 #pragma unroll
@@ -174,6 +174,7 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
       alpha[x] = exp2f(m[x] - ref[x]);
       m[x] = mx[x];
       l[x] *= alpha[x];
+      lr[x] *= alpha[x];
     }
 #pragma unroll
     for (int i = 0; i < NO; ++i)
@@ -183,8 +184,12 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     for (int i = 0; i < NS; ++i)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
-        sc[i][r] = exp2f(sc[i][r] - ref[r >> 1]);
-        l[r >> 1] += sc[i][r];
+        // The output normalizer sums P rounded to the storage type — exactly the
+        // weights P·V uses; the log-sum-exp keeps the unrounded sum.
+        const float pe = exp2f(sc[i][r] - ref[r >> 1]);
+        sc[i][r] = to_f32(from_f32<T>(pe));
+        l[r >> 1] += pe;
+        lr[r >> 1] += sc[i][r];
       }
     // P (C layout of Q·Kᵀ) is already the A layout of P·V: two n8 score tiles = one k16 step.
 #pragma unroll
@@ -214,6 +219,8 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
   for (int x = 0; x < 2; ++x) {
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
+    lr[x] += __shfl_xor_sync(0xffffffffu, lr[x], 1);
+    lr[x] += __shfl_xor_sync(0xffffffffu, lr[x], 2);
   }
   T* go = static_cast<T*>(p.out);
 #pragma unroll
@@ -221,7 +228,7 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int row = row0 + 8 * (r >> 1), d = dv0 + 8 * i + 2 * t + (r & 1);
-      const float lx = l[r >> 1];
+      const float lx = lr[r >> 1];
       if (row < Sq && d < p.D) go[((size_t)(qbase + row) * p.Hq + h) * p.D + d] = from_f32<T>(lx > 0.f ? o[i][r] / lx : 0.f);
     }
   if (p.lse && chunk == 0 && t == 0) {
