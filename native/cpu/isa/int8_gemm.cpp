@@ -13,6 +13,9 @@
 //   AVX2: vpmaddubsw(|w|, sign(xq, w)) — |w| ≤ 127 and |xq| ≤ 127 keep the i16 pair
 //     sums below 32767 (no saturation), vpmaddwd widens to i32. 2 × 4 tile in 16 ymm.
 //   scalar: the same tile loop on plain integers.
+// Outlier columns O (f32, typically <= 1% of K) are added in the same epilogue, with
+// the panel's int8 weights at O: for M >= 16 as one panel-wide product vectorized over
+// rows, for decode by gathering those weights from the rows the tile just streamed.
 #include <immintrin.h>
 
 #include <algorithm>
