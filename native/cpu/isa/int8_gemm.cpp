@@ -15,7 +15,8 @@
 //   scalar: the same tile loop on plain integers.
 // Outlier columns O (f32, typically <= 1% of K) are added in the same epilogue, with
 // the panel's int8 weights at O: for M >= 16 as one panel-wide product vectorized over
-// rows, for decode by gathering those weights from the rows the tile just streamed.
+// rows, for decode (M <= 4) by gathering those weights from the rows the tile just
+// streamed, in between per tile from a transposed f32 copy of them.
 #include <immintrin.h>
 
 #include <algorithm>
