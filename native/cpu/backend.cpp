@@ -22,9 +22,11 @@ class CpuBackend final : public Backend {
     return d;
   }
   void* alloc(size_t bytes) override {
-    // 64-byte alignment: one cache line / one zmm register.
+    // 64-byte alignment: one cache line / one zmm register. 64 bytes of slack after
+    // the end so SIMD kernels may read (never write) a little past a buffer (int8
+    // outlier gathers load 4 bytes at the last column).
     void* p = nullptr;
-    const size_t n = (bytes + 63) / 64 * 64;
+    const size_t n = (bytes + 63) / 64 * 64 + 64;
     if (posix_memalign(&p, 64, n ? n : 64) != 0 || !p)
       fail(ErrorKind::RangeError, "cpu: out of memory allocating ", bytes, " bytes");
     return p;

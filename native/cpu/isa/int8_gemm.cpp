@@ -13,6 +13,10 @@
 //   AVX2: vpmaddubsw(|w|, sign(xq, w)) — |w| ≤ 127 and |xq| ≤ 127 keep the i16 pair
 //     sums below 32767 (no saturation), vpmaddwd widens to i32. 2 × 4 tile in 16 ymm.
 //   scalar: the same tile loop on plain integers.
+// Outlier columns O (f32, typically <= 1% of K) are added in the same epilogue, with
+// the panel's int8 weights at O: for M >= 16 as one panel-wide product vectorized over
+// rows, for decode (M <= 4) by gathering those weights from the rows the tile just
+// streamed, in between per tile from a transposed f32 copy of them.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -151,6 +155,34 @@ inline void tile_outliers(const float* const* xo, const float* wo, int nout, f32
   for (int i = 0; i < MR; ++i) s[i] += odd[i];
 }
 
+// Decode (M <= kMR: one tile per panel): the outlier weights are gathered straight from
+// the panel rows — vpgatherdd loads 4 bytes at each outlier column, the low byte is
+// kept — and dotted with x[:, O]; no transposed panel is built. The gather reads up to
+// 3 bytes past a row: the cpu allocator leaves 64 bytes of slack after every buffer.
+#if defined(__AVX512F__)
+constexpr bool kGatherOutliers = true;
+template <int MR>
+inline void tile_outliers_gather(const float* const* xo, const int8_t* const* wr, const int32_t* cols, int nout,
+                                 f32x8 (&s)[MR]) {
+  for (int j = 0; j < kNR; ++j) {
+    __m512 acc[MR];
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+    for (int t = 0; t < nout; t += 16) {
+      const __mmask16 mk = nout - t >= 16 ? __mmask16(0xffff) : __mmask16((1u << (nout - t)) - 1);
+      const __m512i idx = _mm512_maskz_loadu_epi32(mk, cols + t);
+      const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, wr[j], 1);
+      const __m512 wv = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(g, 24), 24));
+      for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, xo[i] + t), wv, acc[i]);
+    }
+    for (int i = 0; i < MR; ++i) s[i][j] = _mm512_reduce_add_ps(acc[i]);
+  }
+}
+#else
+constexpr bool kGatherOutliers = false;
+template <int MR>
+inline void tile_outliers_gather(const float* const*, const int8_t* const*, const int32_t*, int, f32x8 (&)[MR]) {}
+#endif
+
 // For M >= kPanelRows the outlier product of a whole panel is taken at once, vectorized
 // over 16 rows of x (xot is transposed): every lane is used, where the per-tile form
 // above uses kNR of 8 — 2.7× fewer FMAs at M = 256. yo[j][m - mb] receives it.
@@ -207,7 +239,9 @@ void gemm_tile(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
   int32_t dot[MR][kNR];
   tile_dot<MR, kNR>(xr, wr, x.K, dot);
   f32x8 out[MR] = {};
-  if (x.nout > 0) {
+  if (x.nout > 0 && kGatherOutliers && !panel.by_panel && panel.me - panel.mb <= kMR) {
+    tile_outliers_gather<MR>(xor_, wr, x.cols, x.nout, out);
+  } else if (x.nout > 0) {
     panel.prepare();
     if (panel.by_panel) {
       const float* yo = panel.yo + (m - panel.mb);
