@@ -66,3 +66,13 @@ export function assertOptions(v: unknown, name: string): asserts v is Record<str
   if (v !== undefined && (v === null || typeof v !== 'object' || Array.isArray(v)))
     throw new TypeError(`Expected an options object for ${name} but received ${describe(v)}`);
 }
+
+/** Checks an optional bias [N] against x (same device and dtype) — shared by every linear op. */
+export function assertBias(bias: unknown, x: Tensor, N: number, name = 'opts.bias'): asserts bias is Tensor | undefined {
+  if (bias === undefined) return;
+  assertTensor(bias, name);
+  assertSameDevice(x, 'x', bias, name);
+  assertSameDType(x, 'x', bias, name);
+  if (bias.shape.length !== 1 || bias.shape[0] !== N)
+    throw new RangeError(`Expected ${name} of shape [${N}] but received [${bias.shape.join(', ')}]`);
+}

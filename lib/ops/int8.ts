@@ -12,7 +12,7 @@
 import { native } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
 import {
-  assertFiniteNumber, assertOptions, assertRank, assertSameDevice, assertTensor, assertTensorDType, describe,
+  assertBias, assertFiniteNumber, assertOptions, assertRank, assertTensor, assertTensorDType, describe,
 } from '../validate.js';
 
 /** i32 accumulation bound: 255·127·K < 2^31. */
@@ -147,14 +147,7 @@ export function matmul(x: Tensor, w: Int8Weight, opts: Int8MatmulOptions = {}): 
   if (Kw !== K)
     throw new RangeError(`Expected w of shape [N, ${K}] to match x [${x.shape.join(', ')}] but received [${w.shape.join(', ')}]`);
   const { bias } = opts;
-  if (bias !== undefined) {
-    assertTensor(bias, 'opts.bias');
-    assertSameDevice(x, 'x', bias, 'opts.bias');
-    if (bias.dtype !== x.dtype)
-      throw new TypeError(`Expected opts.bias to have the dtype of x (${x.dtype}) but received ${bias.dtype}`);
-    if (bias.shape.length !== 1 || bias.shape[0] !== N)
-      throw new RangeError(`Expected opts.bias of shape [${N}] but received [${bias.shape.join(', ')}]`);
-  }
+  assertBias(bias, x, N);
   const h = native().int8Matmul(x.handle, w.q.handle, w.scale.handle, w.rowsum.handle, bias?.handle ?? null, threshold);
   return wrap(h, [M, N], x.dtype, x.device);
 }

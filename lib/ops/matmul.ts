@@ -2,7 +2,7 @@ import { FLOAT_DTYPES } from '../dtype.js';
 import { native } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
 import {
-  assertOptions, assertRank, assertSameDevice, assertSameDType, assertTensor, assertTensorDType,
+  assertBias, assertOptions, assertRank, assertSameDevice, assertSameDType, assertTensor, assertTensorDType,
 } from '../validate.js';
 
 export interface MatmulOptions {
@@ -29,12 +29,6 @@ export function matmul(x: Tensor, w: Tensor, opts: MatmulOptions = {}): Tensor {
   if (Kw !== K)
     throw new RangeError(`Expected w of shape [N, ${K}] to match x [${x.shape.join(', ')}] but received [${w.shape.join(', ')}]`);
   const { bias } = opts;
-  if (bias !== undefined) {
-    assertTensor(bias, 'opts.bias');
-    assertSameDevice(x, 'x', bias, 'opts.bias');
-    assertSameDType(x, 'x', bias, 'opts.bias');
-    if (bias.shape.length !== 1 || bias.shape[0] !== N)
-      throw new RangeError(`Expected opts.bias of shape [${N}] but received [${bias.shape.join(', ')}]`);
-  }
+  assertBias(bias, x, N);
   return wrap(native().matmul(x.handle, w.handle, bias?.handle ?? null), [M, N], x.dtype, x.device);
 }

@@ -8,7 +8,7 @@ import { synchronize } from '../device.js';
 import { native } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
 import {
-  assertOptions, assertRank, assertSameDevice, assertSameDType, assertTensor, assertTensorDType, describe,
+  assertBias, assertOptions, assertRank, assertSameDevice, assertSameDType, assertTensor, assertTensorDType, describe,
 } from '../validate.js';
 
 /** A compressed 2:4 weight [N, K] (PyTorch nn.Linear layout). */
@@ -117,12 +117,6 @@ export function matmul(x: Tensor, w: Sparse24Weight, opts: { bias?: Tensor } = {
   if (x.shape[1] !== K)
     throw new RangeError(`Expected x of shape [M, ${K}] to match the weight [${N}, ${K}] but received [${x.shape.join(', ')}]`);
   const { bias } = opts;
-  if (bias !== undefined) {
-    assertTensor(bias, 'opts.bias');
-    assertSameDevice(x, 'x', bias, 'opts.bias');
-    assertSameDType(x, 'x', bias, 'opts.bias');
-    if (bias.shape.length !== 1 || bias.shape[0] !== N)
-      throw new RangeError(`Expected opts.bias of shape [${N}] but received [${bias.shape.join(', ')}]`);
-  }
+  assertBias(bias, x, N);
   return wrap(native().sparse24Matmul(x.handle, w.values.handle, w.meta.handle, bias?.handle ?? null), [x.shape[0], N], x.dtype, x.device);
 }
