@@ -33,6 +33,62 @@ inline void groups_scalar(const float* x, int64_t K, int mr, int vdtype, const v
   }
 }
 
+#if defined(__AVX512F__)
+inline __m512 load_values16(int vdtype, const char* p) {
+  if (vdtype == 0) return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if (vdtype == 1) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Lane l takes value 2·grp + j of an 8-group chunk: x index 4·grp + nibble bits 2j.
+inline __m512i chunk_indices(uint32_t word) {
+  const __m512i shifts = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
+  return _mm512_add_epi32(_mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int(word)), shifts), _mm512_set1_epi32(3)),
+                          base);
+}
+
+// MR x rows (compile-time, so the accumulators stay in registers) against one weight
+// row; two chunks per step with separate accumulators hide the FMA latency when MR is 1.
+template <int MR>
+int64_t dot_rows(int vdtype, const float* x, int64_t K, const char* vrow, const uint32_t* mrow, int64_t G, float* acc) {
+  const size_t es = vdtype == 0 ? 4 : 2;
+  __m512 a0[MR], a1[MR];
+  for (int r = 0; r < MR; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+  int64_t g = 0;
+  for (; g + 16 <= G; g += 16) {
+    const __m512i i0 = chunk_indices(mrow[g / 8]), i1 = chunk_indices(mrow[g / 8 + 1]);
+    const __m512 v0 = load_values16(vdtype, vrow + 2 * g * es), v1 = load_values16(vdtype, vrow + (2 * g + 16) * es);
+    for (int r = 0; r < MR; ++r) {
+      const float* xr = x + r * K + 4 * g;
+      a0[r] = _mm512_fmadd_ps(v0, _mm512_permutex2var_ps(_mm512_loadu_ps(xr), i0, _mm512_loadu_ps(xr + 16)), a0[r]);
+      a1[r] = _mm512_fmadd_ps(v1, _mm512_permutex2var_ps(_mm512_loadu_ps(xr + 32), i1, _mm512_loadu_ps(xr + 48)), a1[r]);
+    }
+  }
+  for (; g + 8 <= G; g += 8) {
+    const __m512i i0 = chunk_indices(mrow[g / 8]);
+    const __m512 v0 = load_values16(vdtype, vrow + 2 * g * es);
+    for (int r = 0; r < MR; ++r) {
+      const float* xr = x + r * K + 4 * g;
+      a0[r] = _mm512_fmadd_ps(v0, _mm512_permutex2var_ps(_mm512_loadu_ps(xr), i0, _mm512_loadu_ps(xr + 16)), a0[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) acc[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+  return g;
+}
+
+int64_t dot_avx512(int vdtype, int mr, const float* x, int64_t K, const char* vrow, const uint32_t* mrow, int64_t G,
+                   float* acc) {
+  switch (mr) {
+    case 1: return dot_rows<1>(vdtype, x, K, vrow, mrow, G, acc);
+    case 2: return dot_rows<2>(vdtype, x, K, vrow, mrow, G, acc);
+    case 3: return dot_rows<3>(vdtype, x, K, vrow, mrow, G, acc);
+    default: return dot_rows<4>(vdtype, x, K, vrow, mrow, G, acc);
+  }
+}
+#endif
+
 }  // namespace
 
 void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void* values, const int32_t* meta,
@@ -53,30 +109,7 @@ void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void*
         float acc[kRows] = {0.f, 0.f, 0.f, 0.f};
         int64_t g = 0;
 #if defined(__AVX512F__)
-        // Lane l takes value 2·grp + j of the 8-group chunk: index 4·grp + nibble bits 2j.
-        const __m512i shifts = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-        const __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
-        const __m512i three = _mm512_set1_epi32(3);
-        __m512 vacc[kRows] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (; g + 8 <= G; g += 8) {
-          const __m512i word = _mm512_set1_epi32(int(mrow[g / 8]));
-          const __m512i idx = _mm512_add_epi32(_mm512_and_si512(_mm512_srlv_epi32(word, shifts), three), base);
-          __m512 v;
-          if (vdtype == 0) {
-            v = _mm512_loadu_ps(reinterpret_cast<const float*>(vrow) + 2 * g);
-          } else if (vdtype == 1) {
-            v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(vrow + 2 * g * 2)));
-          } else {
-            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vrow + 2 * g * 2));
-            v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-          }
-          for (int r = 0; r < mr; ++r) {
-            const float* xr = xb + r * K + 4 * g;
-            const __m512 xs = _mm512_permutex2var_ps(_mm512_loadu_ps(xr), idx, _mm512_loadu_ps(xr + 16));
-            vacc[r] = _mm512_fmadd_ps(v, xs, vacc[r]);
-          }
-        }
-        for (int r = 0; r < mr; ++r) acc[r] = _mm512_reduce_add_ps(vacc[r]);
+        g = dot_avx512(vdtype, mr, xb, K, vrow, mrow, G, acc);
 #elif defined(__AVX2__)
         // 4 groups (8 kept weights) per step, x gathered with the decoded indices.
         const __m256i shifts = _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0);
