@@ -127,6 +127,13 @@ __global__ void misaligned_ldmatrix(int* out) {
   out[threadIdx.x] = int(r[0]);
 }
 
+__global__ void misaligned_cp_async(const int* src, int* out) {
+  __shared__ __align__(16) int buf[8];
+  cp_async_16(buf, src + 1);  // global address 4 bytes past a 16-byte boundary
+  cp_async_wait_all();
+  out[threadIdx.x] = buf[0];
+}
+
 __global__ void uses_dynamic_smem(int* out) {
   int* s = dynamic_smem<int>();
   s[threadIdx.x] = int(threadIdx.x);
@@ -163,6 +170,8 @@ void run_selftest(const std::string& name, const std::vector<void*>& b, int arg0
     llmk_launch(partial_shuffle, dim3(1), dim3(32), 0, nullptr, static_cast<int*>(b[0]));
   else if (name == "misaligned_ldmatrix")
     llmk_launch(misaligned_ldmatrix, dim3(1), dim3(32), 0, nullptr, static_cast<int*>(b[0]));
+  else if (name == "misaligned_cp_async")
+    llmk_launch(misaligned_cp_async, dim3(1), dim3(32), 0, nullptr, static_cast<const int*>(b[0]), static_cast<int*>(b[1]));
   else if (name == "dynamic_smem")  // arg0 = block size, arg1 = dynamic smem bytes
     llmk_launch(uses_dynamic_smem, dim3(1), dim3(unsigned(arg0)), size_t(arg1), nullptr, static_cast<int*>(b[0]));
   else if (name == "big_block")

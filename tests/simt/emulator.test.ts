@@ -139,10 +139,11 @@ describe.runIf(hasSimt)('simt emulator', () => {
     expect(Array.from(o)).toEqual(Array.from({ length: 64 }, (_, i) => (i + 1) % 64));
   });
 
-  it('rejects what a GPU rejects: oversized blocks, too much shared memory, misaligned ldmatrix', async () => {
+  it('rejects what a GPU rejects: oversized blocks, too much shared memory, misaligned ldmatrix and cp.async', async () => {
     await expect(run('big_block', [new Int32Array(1)], 2048)).rejects.toThrow(/at most 1024 threads/);
     await expect(run('dynamic_smem', [new Int32Array(64)], 64, 64 * 1024)).rejects.toThrow(/65536 bytes of dynamic shared memory exceed the 49152-byte limit/);
     await expect(run('misaligned_ldmatrix', [new Int32Array(32)])).rejects.toThrow(/ldmatrix: row address .* not 16-byte aligned/);
+    await expect(run('misaligned_cp_async', [new Int32Array(16), new Int32Array(32)])).rejects.toThrow(/cp.async: addresses must be 16-byte aligned/);
   });
 
   it('the real kernels give bit-identical results under forward, reverse and random schedules', async () => {
