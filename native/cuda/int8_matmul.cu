@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "convert.cuh"
+#include "fragments.cuh"
 #include "kernels.h"
 
 namespace llmk::LLMK_DEVICE_NS {
@@ -226,20 +227,10 @@ __global__ void __launch_bounds__(128) int8_gemm_kernel(const int8_t* xq, int ld
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 32) {
-      // A: matrices (rows 0-7, k 0-15), (rows 8-15, k 0-15), (rows 0-7, k 16-31), (rows 8-15, k 16-31)
-      // = a0..a3 of m16n8k32; B: (n 0-7, k 0-15), (n 0-7, k 16-31), then n 8-15 = b0, b1 of two n8 tiles.
+      // 16-byte chunks = 16 int8 k values: a0..a3 of m16n8k32, b0 b1 of two n8 tiles per x4.
       uint32_t a[2][4], b[4][2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], &sm.x[s][wm + 16 * i + (lane % 16)][kk + 16 * (lane / 16)]);
-#pragma unroll
-      for (int jj = 0; jj < 2; ++jj) {
-        uint32_t r[4];
-        ldmatrix_x4(r, &sm.w[s][wn + 16 * jj + (lane % 8) + 8 * (lane / 16)][kk + 16 * ((lane / 8) % 2)]);
-        b[2 * jj][0] = r[0];
-        b[2 * jj][1] = r[1];
-        b[2 * jj + 1][0] = r[2];
-        b[2 * jj + 1][1] = r[3];
-      }
+      warp_tile_fragments(reinterpret_cast<const unsigned char*>(&sm.x[s][wm][kk]),
+                          reinterpret_cast<const unsigned char*>(&sm.w[s][wn][kk]), kPitch, a, b);
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll

@@ -4,6 +4,7 @@
 //   f32, M > 8      : SIMT tiled GEMM (no f32 tensor-core path: TF32 would lose precision)
 // check:cuda expects: mma.sync.aligned.m16n8k16 ldmatrix cp.async
 #include "convert.cuh"
+#include "fragments.cuh"
 #include "kernels.h"
 
 namespace llmk::LLMK_DEVICE_NS {
@@ -85,18 +86,8 @@ __global__ void __launch_bounds__(128) gemm_mma_kernel(const T* x, const T* w, c
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       uint32_t a[2][4], b[4][2];
-#pragma unroll
-      for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], &sm.x[s][wm + 16 * i + (lane % 16)][kk + 8 * (lane / 16)]);
-#pragma unroll
-      for (int jj = 0; jj < 2; ++jj) {
-        // one x4 = two n8 subtiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
-        uint32_t r[4];
-        ldmatrix_x4(r, &sm.w[s][wn + 16 * jj + (lane % 8) + 8 * (lane / 16)][kk + 8 * ((lane / 8) % 2)]);
-        b[2 * jj][0] = r[0];
-        b[2 * jj][1] = r[1];
-        b[2 * jj + 1][0] = r[2];
-        b[2 * jj + 1][1] = r[3];
-      }
+      warp_tile_fragments(reinterpret_cast<const unsigned char*>(&sm.x[s][wm][kk]),
+                          reinterpret_cast<const unsigned char*>(&sm.w[s][wn][kk]), kPitch * int(sizeof(T)), a, b);
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll

@@ -122,19 +122,15 @@ class Backend {
   // h / (Hq/Hkv). Dense: q[B,Sq,Hq,D], k/v[B,Sk,Hkv,D], cu_q = cu_k = null, lse f32
   // [B,Hq,Sq]. Packed varlen: q[Tq,Hq,D], k/v[Tk,Hkv,D], cu_q/cu_k i32[nseq+1] offsets
   // (checked here: they live on the device), lse f32 [Hq,Tq]. out is like q; lse may be
-  // null; a row that sees no key gives 0 (lse −inf). Default: not on this device.
+  // null; a row that sees no key gives 0 (lse −inf).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
-                         const AttentionParams& p, const Tensor& out, const Tensor* lse) {
-    fail(ErrorKind::Error, "attention is not implemented on device ", info().name);
-  }
+                         const AttentionParams& p, const Tensor& out, const Tensor* lse) = 0;
   // Decode over a paged cache: q[T,Hq,D] (one query per sequence, seeing all its keys),
   // caches [numPages, pageSize, Hkv, D], block_table i32[T, maxPages], seq_lens i32[T]
   // (both checked here); split-KV partials are merged by their lse. lse f32 [T,Hq].
   virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                const Tensor& block_table, const Tensor& seq_lens, const AttentionParams& p,
-                               const Tensor& out, const Tensor* lse) {
-    fail(ErrorKind::Error, "pagedAttention is not implemented on device ", info().name);
-  }
+                               const Tensor& out, const Tensor* lse) = 0;
 };
 
 }  // namespace llmk
