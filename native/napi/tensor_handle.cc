@@ -215,8 +215,14 @@ Napi::Promise sync_promise(Napi::Env env, Device* dev, ResultFn result) {
 }
 
 void report_external_memory(Napi::Env env) {
-  const int64_t d = take_external_memory_delta();
-  if (d) Napi::MemoryManagement::AdjustExternalMemory(env, d);
+  // Reported in steps of >= 1 MiB: calling V8 on every tiny op's allocation would cost
+  // more than the op's enqueue itself.
+  static thread_local int64_t pending = 0;
+  pending += take_external_memory_delta();
+  if (pending >= (int64_t(1) << 20) || pending <= -(int64_t(1) << 20)) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, pending);
+    pending = 0;
+  }
 }
 
 Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Value()>& body) {
