@@ -1,5 +1,8 @@
 // The cpu device: host memory, ops from cpu/*.cpp on the persistent thread pool.
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 #include <cstring>
 #include <new>
 
@@ -12,6 +15,22 @@ namespace llmk {
 namespace {
 
 class CpuBackend final : public Backend {
+  // Large blocks are kept for reuse: glibc serves them with fresh mmaps, and the page
+  // faults of touching a new 8 MiB output cost more than most ops on it. Sizes are
+  // rounded to 64 KiB so an op's output finds the block its last call freed.
+  static constexpr size_t kCacheMin = 256 << 10, kCacheMax = size_t(1) << 30;
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> cache_;
+  size_t cached_ = 0;
+  // 64-byte alignment (a cache line, a zmm register) and 64 bytes of slack after the
+  // end so SIMD kernels may read (never write) a little past a buffer (the int8
+  // outlier gathers load 4 bytes at the last column).
+  static size_t rounded(size_t bytes) {
+    size_t n = (bytes + 63) / 64 * 64 + 64;
+    if (n >= kCacheMin) n = (n + 65535) & ~size_t(65535);
+    return n;
+  }
+
  public:
   DeviceInfo info() const override {
     DeviceInfo d;
@@ -22,16 +41,33 @@ class CpuBackend final : public Backend {
     return d;
   }
   void* alloc(size_t bytes) override {
-    // 64-byte alignment: one cache line / one zmm register. 64 bytes of slack after
-    // the end so SIMD kernels may read (never write) a little past a buffer (int8
-    // outlier gathers load 4 bytes at the last column).
+    const size_t n = rounded(bytes);
+    if (n >= kCacheMin) {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = cache_.find(n);
+      if (it != cache_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= n;
+        return p;
+      }
+    }
     void* p = nullptr;
-    const size_t n = (bytes + 63) / 64 * 64 + 64;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0 || !p)
-      fail(ErrorKind::RangeError, "cpu: out of memory allocating ", bytes, " bytes");
+    if (posix_memalign(&p, 64, n) != 0 || !p) fail(ErrorKind::RangeError, "cpu: out of memory allocating ", bytes, " bytes");
     return p;
   }
-  void free(void* p, size_t) noexcept override { std::free(p); }
+  void free(void* p, size_t bytes) noexcept override {
+    const size_t n = rounded(bytes);
+    if (n >= kCacheMin) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (cached_ + n <= kCacheMax) {
+        cache_[n].push_back(p);
+        cached_ += n;
+        return;
+      }
+    }
+    std::free(p);
+  }
   bool host_accessible() const override { return true; }
   void copy_from_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void copy_to_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }

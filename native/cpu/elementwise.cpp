@@ -73,10 +73,16 @@ void rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) {
   for_rows(rows, cols, [&](int64_t r, float* s0, float* s1, float* s2) {
     const float* xv = as_f32(x.raw(), x.dtype, r * cols, cols, s0);
     const float* wv = as_f32(w.raw(), w.dtype, 0, cols, s1);
-    double ss = 0;  // f64 sum: a long row of f32 squares loses digits otherwise
-    for (int64_t i = 0; i < cols; ++i) ss += double(xv[i]) * xv[i];
+    // f64 sums (a long row of f32 squares loses digits otherwise), 8 independent
+    // partial sums so the adds pipeline and vectorize instead of one serial chain.
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= cols; i += 8)
+      for (int j = 0; j < 8; ++j) part[j] += double(xv[i + j]) * xv[i + j];
+    for (; i < cols; ++i) part[0] += double(xv[i]) * xv[i];
+    const double ss = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     const float inv = float(1.0 / std::sqrt(ss / double(cols) + double(eps)));
-    for (int64_t i = 0; i < cols; ++i) s2[i] = xv[i] * inv * wv[i];
+    for (int64_t c = 0; c < cols; ++c) s2[c] = xv[c] * inv * wv[c];
     from_f32(y.raw(), y.dtype, r * cols, cols, s2);
   });
 }
