@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { int8, synchronize, tensor, type Tensor } from '../../lib/index.js';
 import { compare, DEVICES, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
-import { denseRef, int8MatmulRef, quantizeRowsRef, quantizeWeightRef } from '../reference/int8.js';
+import { int8MatmulRef, quantizeRowsRef, quantizeWeightRef } from '../reference/int8.js';
+import { matmulRef } from '../reference/matmul.js';
 
 type XDType = 'f32' | 'f16';
 const ISAS = ['avx512', 'avx2', 'scalar'] as const;
@@ -122,7 +123,7 @@ describe.each(DEVICES)('int8 on %s', (device) => {
       const [M, K, N] = [32, 1024, 48];
       const { x, cols } = plantedX(M, K, 77);
       const w0 = randn(N * K, 78, 0.05);
-      const exact = denseRef(x, M, K, w0, N);
+      const exact = matmulRef(x, w0, undefined, M, K, N);
       const yDecomposed = await runMatmul(device, 'f32', x, M, K, w0, N, 6);
       const yPlain = await runMatmul(device, 'f32', x, M, K, w0, N, 0);
       const eD = compare(yDecomposed, exact);

@@ -2,28 +2,12 @@
 // sparse product against fp64 references.
 import { describe, expect, it } from 'vitest';
 import { sparse24, tensor } from '../../lib/index.js';
-import { compare, DEVICES, f16Round, nativeForTests, quantizeTo, randn } from '../helpers.js';
-import { compressRef, denseMatmulRef, pruneRef } from '../reference/sparse24.js';
+import { compare, DEVICES, nativeForTests, quantizeTo, randn } from '../helpers.js';
+import { matmulNaive, matmulRef } from '../reference/matmul.js';
+import { compressRef, pruneRef } from '../reference/sparse24.js';
 
 type FloatDType = 'f32' | 'f16' | 'bf16';
 const FLOATS: FloatDType[] = ['f32', 'f16', 'bf16'];
-
-/**
- * Error of a straightforward same-precision implementation (f32 accumulation of
- * products of the stored inputs, output rounded to the dtype): the bound of the
- * FlashAttention-style rule is 2× this + 1e-5.
- */
-function naiveError(x: Float32Array, w: Float64Array, M: number, N: number, K: number, dtype: FloatDType, ref: Float64Array) {
-  let worst = 0;
-  for (let m = 0; m < M; m++)
-    for (let n = 0; n < N; n++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s = Math.fround(s + Math.fround(x[m * K + k] * w[n * K + k]));
-      const out = dtype === 'f32' ? s : dtype === 'f16' ? f16Round(s) : quantizeTo(new Float32Array([s]), 'bf16')[0];
-      worst = Math.max(worst, Math.abs(out - ref[m * N + n]));
-    }
-  return worst;
-}
 
 async function pruned(device: string, dtype: FloatDType, N: number, K: number, seed: number) {
   const w0 = quantizeTo(randn(N * K, seed), dtype);
@@ -77,11 +61,12 @@ describe.each(DEVICES)('sparse24 on %s', (device) => {
       const x = quantizeTo(randn(M * K, 20 + M), dtype);
       const bias = quantizeTo(randn(N, 21), dtype);
       const xt = tensor(x, [M, K], { dtype, device });
-      const ref = denseMatmulRef(x, dense, M, N, K, bias);
+      const ref = matmulRef(x, dense, bias, M, K, N);
       const y = (await sparse24.matmul(xt, w24, { bias: tensor(bias, [N], { dtype, device }) }).toArray()) as Float32Array;
       const s = compare(y, ref);
       expect(s.nonFinite).toBe(0);
-      const naive = naiveError(x, Float64Array.from(dense), M, N, K, dtype, denseMatmulRef(x, dense, M, N, K, bias));
+      // the FlashAttention-style rule: ≤ 2 × the error of a straightforward same-precision product + 1e-5
+      const naive = compare(matmulNaive(x, dense, bias, M, K, N, dtype), ref).maxAbs;
       expect(s.maxAbs).toBeLessThanOrEqual(2 * naive + 1e-5);
       if (dtype === 'f32') expect(s.relNorm).toBeLessThanOrEqual(1e-5);
     });
@@ -100,7 +85,7 @@ describe('sparse24 on cpu: large shapes and every ISA path', () => {
         const w24 = await sparse24.compress(wp);
         const x = quantizeTo(randn(M * K, 40 + M), 'f16');
         const y = (await sparse24.matmul(tensor(x, [M, K], { dtype: 'f16' }), w24).toArray()) as Float32Array;
-        const ref = denseMatmulRef(x, dense, M, N, K);
+        const ref = matmulRef(x, dense, undefined, M, K, N);
         expect(compare(y, ref).nonFinite).toBe(0);
         // f32 accumulation over 2048 kept products, then one f16 rounding
         expect(compare(y, ref).relNorm, `${isa} M=${M} N=${N}`).toBeLessThanOrEqual(1.5e-3);

@@ -127,15 +127,3 @@ export function int8MatmulRef(
     }
   return { y, magnitude };
 }
-
-/** Plain fp64 y = x·wᵀ (+ bias) — what int8 approximates. */
-export function denseRef(x: Float32Array, M: number, K: number, w: Float32Array, N: number, bias?: Float32Array): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++)
-    for (let n = 0; n < N; n++) {
-      let s = bias ? bias[n] : 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  return y;
-}

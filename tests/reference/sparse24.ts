@@ -34,15 +34,3 @@ export function compressRef(w: ArrayLike<number>, N: number, K: number): { value
     }
   return { values, meta };
 }
-
-/** y[M,N] = x · wᵀ (+ bias) in fp64. */
-export function denseMatmulRef(x: ArrayLike<number>, w: ArrayLike<number>, M: number, N: number, K: number, bias?: ArrayLike<number>): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++)
-    for (let n = 0; n < N; n++) {
-      let s = bias ? bias[n] : 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  return y;
-}
