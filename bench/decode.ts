@@ -2,9 +2,12 @@
 // preset): prefill tokens/s and decode tokens/s for dense f16, int8 and 2:4 weights,
 // at batch 1 and with N concurrent sequences (continuous batching).
 //   npx tsx bench/decode.ts [--preset 1b|small|tiny] [--device cpu] [--weights dense,int8,sparse24] [--batch 8]
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDemoModel, LlamaModel, type DemoPreset, type WeightFormat } from '../lib/index.js';
+import { machineInfo } from './machine.js';
+import { measurePeaks } from './peak.js';
+import { updateReadme } from './readme.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -24,6 +27,7 @@ if (!existsSync(join(dir, 'model.safetensors'))) {
   console.log(`created ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+const rows = [];
 for (const weights of formats) {
   const t0 = performance.now();
   const model = await LlamaModel.load(dir, { device, dtype: 'f16', weights, maxSequences: batch, contextSize: promptTokens + decodeTokens + 8, onWarning: () => {} });
@@ -45,5 +49,13 @@ for (const weights of formats) {
     `${preset} ${weights.padEnd(8)} on ${device}: load ${loadS.toFixed(1)} s | batch 1: prefill ${prefill.toFixed(1)} tok/s, decode ${decode.toFixed(1)} tok/s | ` +
       `batch ${batch}: ${(decodeAll / (wall - maxPrefill)).toFixed(1)} decode tok/s aggregate (${(decodeAll / wall).toFixed(1)} incl. prefill)`,
   );
+  rows.push({ preset, weights, device, loadS, prefillTokS: prefill, decodeTokS: decode, batch, batchDecodeTokS: decodeAll / (wall - maxPrefill) });
   await model.dispose();
+}
+// The 1b preset on cpu is the README's decoder table (bench/readme.ts renders it).
+if (preset === '1b' && device === 'cpu') {
+  const peaks = await measurePeaks();
+  mkdirSync(join(process.cwd(), 'bench', 'results'), { recursive: true });
+  writeFileSync(join(process.cwd(), 'bench', 'results', 'decode.json'), `${JSON.stringify({ machine: machineInfo(peaks), peaks, rows }, null, 2)}\n`);
+  updateReadme(process.cwd());
 }

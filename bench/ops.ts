@@ -2,12 +2,12 @@
 // device (warm-up, then repeats for a time budget; median), prints a table against
 // the machine's measured peaks, writes bench/results/<device>.json and a chart.
 //   tsx bench/ops.ts [--quick] [--op NAME[,NAME]] [--device NAME[,NAME]] [--out DIR]
-import { readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { devices } from '../lib/index.js';
 import { renderChart } from './chart.js';
+import { machineInfo } from './machine.js';
 import { measurePeaks, type Peaks } from './peak.js';
 import type { BenchCase, BenchModule } from './types.js';
 
@@ -137,30 +137,6 @@ function printTable(rows: CaseResult[]): void {
   for (const b of body) console.log(line(b));
 }
 
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1].trim();
-  } catch {
-    // not Linux: fall back to what Node reports
-  }
-  return cpus()[0]?.model ?? 'unknown';
-}
-
-function packageVersion(): string {
-  let dir = here;
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pj.name === 'llm-kernels') return pj.version ?? 'unknown';
-    } catch {
-      // keep walking up
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
-
 /** Runs the benchmarks; returns every case result (also printed and written to outDir). */
 export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
   const available = devices().map((d) => d.name);
@@ -196,15 +172,7 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
 
   const outDir = resolve(opts.outDir ?? join(process.cwd(), 'bench', 'results'));
   mkdirSync(outDir, { recursive: true });
-  const machine = {
-    cpu: cpuModel(),
-    isa: peaks.isa,
-    threads: peaks.threads,
-    node: process.version,
-    package: packageVersion(),
-    date: new Date().toISOString(),
-    quick: opts.quick,
-  };
+  const machine = { ...machineInfo(peaks), quick: opts.quick };
   // Quick runs (npm start) get their own files so they never replace a full run.
   const suffix = opts.quick ? '.quick' : '';
   for (const d of new Set(results.map((r) => r.device))) {

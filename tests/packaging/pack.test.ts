@@ -1,7 +1,10 @@
 // The published package works on a machine with no compiler: `npm run prebuild`,
-// `npm pack`, install the tarball offline into an empty folder with PATH holding
-// only `node` (no cc/c++/cmake/nvcc), then load it with import and require and run
-// an op. The install script must pick the prebuilt binary instead of building.
+// `npm pack`, install the tarball into an empty folder with PATH holding only `node`
+// (no cc/c++/cmake/nvcc), then load it with import and require and run an op. The
+// install script must pick the prebuilt binary instead of building. The install is
+// --prefer-offline, not --offline: `npm ci` caches dependency tarballs but not the
+// registry metadata that resolving a tarball's dependencies needs, so a clean
+// machine's cache alone cannot satisfy it.
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,7 +51,7 @@ describe('npm package', () => {
     delete env.LLMK_POISON;
     const log = sh(
       process.execPath,
-      [npm, 'install', '--offline', '--omit=dev', '--ignore-scripts=false', '--no-audit', '--no-fund', '--foreground-scripts', join(work, tgz!)],
+      [npm, 'install', '--prefer-offline', '--omit=dev', '--ignore-scripts=false', '--no-audit', '--no-fund', '--foreground-scripts', join(work, tgz!)],
       { cwd: app, env },
     );
     expect(log).toContain('using the prebuilt native binary');

@@ -1,0 +1,134 @@
+// Regenerates the measured part of the README's "Performance" section (between the
+// `<!-- performance:begin -->` and `<!-- performance:end -->` markers) from the saved
+// results: bench/results/cpu.json (npm run bench), decode.json (bench/decode.ts) and
+// peers.json (npm run bench:peers). Nothing in that part is typed by hand.
+//   npx tsx bench/readme.ts
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BEGIN = '<!-- performance:begin -->';
+const END = '<!-- performance:end -->';
+
+interface Machine {
+  cpu: string;
+  isa: string;
+  threads: number;
+  node: string;
+  date: string;
+}
+interface Peaks {
+  fp32Gflops: number;
+  int8Gops: number;
+  readGBs: number;
+}
+interface OpRow {
+  name: string;
+  medianMs: number;
+  rate: number;
+  unit: string;
+  pctOfPeak: number | null;
+  baseline?: string;
+  speedup?: number;
+  usPerCall?: number;
+}
+interface DecodeRow {
+  preset: string;
+  weights: string;
+  loadS: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  batch: number;
+  batchDecodeTokS: number;
+}
+interface PeerRow {
+  group: string;
+  workload: string;
+  metric: 'ms' | 'tok/s';
+  ours: number;
+  peer: number;
+  peerName: string;
+  speedup: number;
+  detail?: string;
+  threads: number;
+}
+interface CheckRow {
+  gguf: string;
+  tokens: number;
+  maxAbsProbDiff: number;
+  topTokenAgrees: boolean;
+}
+
+const read = <T>(file: string): T | undefined => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined);
+const ms = (v: number) => (v < 0.01 ? `${(v * 1e3).toFixed(2)} µs` : v < 1 ? `${(v * 1e3).toFixed(0)} µs` : `${v.toFixed(v < 100 ? 2 : 0)} ms`);
+const machineLine = (m: Machine, p: Peaks) =>
+  `${m.cpu} (${m.isa}, ${m.threads} threads), Node ${m.node}, ${m.date.slice(0, 10)}; measured peaks: fp32 FMA ${p.fp32Gflops.toFixed(0)} GFLOP/s, ` +
+  `int8 dot product ${p.int8Gops.toFixed(0)} GOP/s, streaming read ${p.readGBs.toFixed(1)} GB/s`;
+
+export function performanceSection(results: string): string {
+  const out: string[] = [];
+  const cpu = read<{ machine: Machine; peaks: Peaks; results: OpRow[] }>(join(results, 'cpu.json'));
+  if (cpu) {
+    out.push(`### Kernels (\`npm run bench\`)`, '', `${machineLine(cpu.machine, cpu.peaks)}.`, '');
+    out.push('| case | median | rate | % of peak | vs baseline |', '|---|---|---|---|---|');
+    for (const r of cpu.results)
+      out.push(
+        `| ${r.name} | ${ms(r.medianMs)} | ${r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs per op` : ''} | ` +
+          `${r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`} | ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
+      );
+    out.push('', '![% of measured peak](bench/results/chart.svg)', '');
+  }
+  const dec = read<{ machine: Machine; peaks: Peaks; rows: DecodeRow[] }>(join(results, 'decode.json'));
+  if (dec) {
+    out.push(`### Decoder (\`npx tsx bench/decode.ts --preset 1b\`)`, '', `${machineLine(dec.machine, dec.peaks)}.`, '');
+    out.push('| model | weights | load | prefill 128 tokens | decode, batch 1 | decode, concurrent sequences |', '|---|---|---|---|---|---|');
+    for (const r of dec.rows)
+      out.push(
+        `| ${r.preset} | ${r.weights} | ${r.loadS.toFixed(1)} s | ${r.prefillTokS.toFixed(1)} tok/s | ${r.decodeTokS.toFixed(1)} tok/s | ${r.batchDecodeTokS.toFixed(1)} tok/s aggregate (${r.batch} sequences) |`,
+      );
+    out.push('');
+  }
+  const peers = read<{ machine: Machine; peaks: Peaks; versions: Record<string, string>; rounds: number; rows: PeerRow[]; check: CheckRow[] }>(join(results, 'peers.json'));
+  if (peers) {
+    out.push(`### Side by side with onnxruntime and llama.cpp (\`npm run bench:peers\`)`, '');
+    out.push(
+      `${machineLine(peers.machine, peers.peaks)}; ${Object.entries(peers.versions).map(([k, v]) => `${k} ${v}`).join(', ')}. ` +
+        `Each figure is the median over ${peers.rounds} alternating rounds (ours, peer, ours, …) in one process; speed-up > 1 means llm-kernels is faster.`,
+      '',
+    );
+    out.push('| workload | threads | llm-kernels | peer | peer figure | speed-up | notes |', '|---|---|---|---|---|---|---|');
+    const f = (r: PeerRow, v: number) => (r.metric === 'ms' ? ms(v) : `${v.toFixed(1)} tok/s`);
+    for (const r of peers.rows)
+      out.push(`| ${r.workload} | ${r.threads} | ${f(r, r.ours)} | ${r.peerName} | ${f(r, r.peer)} | **${r.speedup.toFixed(2)}×** | ${r.detail ?? ''} |`);
+    if (peers.check.length)
+      out.push(
+        '',
+        `Same weights, same answer: next-token probabilities of our f32 forward pass vs llama.cpp on the GGUF export of the ` +
+          `\`small\` demo model (${peers.check[0].tokens}-token prompt): ` +
+          peers.check.map((c) => `${c.gguf} max |Δp| ${c.maxAbsProbDiff.toExponential(1)}${c.topTokenAgrees ? '' : ' (top token differs)'}`).join(', ') +
+          '.',
+      );
+    out.push('', '![llm-kernels vs peers](bench/results/peers.svg)', '');
+  }
+  return out.join('\n');
+}
+
+/** Rewrites the marked part of root/README.md; returns false when the markers are missing. */
+export function updateReadme(root: string): boolean {
+  const file = join(root, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) return false;
+  const next = `${text.slice(0, a + BEGIN.length)}\n${performanceSection(join(root, 'bench', 'results'))}\n${text.slice(b)}`;
+  writeFileSync(file, next);
+  return true;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+  if (!updateReadme(root)) {
+    console.error(`README.md has no ${BEGIN} … ${END} markers`);
+    process.exitCode = 1;
+  } else console.log('README.md Performance section regenerated from bench/results');
+}
