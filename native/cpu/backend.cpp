@@ -15,10 +15,13 @@ namespace llmk {
 namespace {
 
 class CpuBackend final : public Backend {
-  // Large blocks are kept for reuse: glibc serves them with fresh mmaps, and the page
-  // faults of touching a new 8 MiB output cost more than most ops on it. Sizes are
-  // rounded to 64 KiB so an op's output finds the block its last call freed.
-  static constexpr size_t kCacheMin = 256 << 10, kCacheMax = size_t(1) << 30;
+  // Freed blocks are kept for reuse, whatever their size: glibc serves large ones with
+  // fresh mmaps and trims its heap when a freed chunk sits at the top, and the page
+  // faults of touching new memory (expensive in a VM) cost more than most ops on it —
+  // a decode step's ~70 small outputs paid them on every token. Sizes of 256 KiB and
+  // up are rounded to 64 KiB, smaller ones to 64 bytes, so an op's output finds the
+  // block its last call freed.
+  static constexpr size_t kRoundMin = 256 << 10, kCacheMax = size_t(1) << 30;
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> cache_;
   size_t cached_ = 0;
@@ -27,7 +30,7 @@ class CpuBackend final : public Backend {
   // outlier gathers load 4 bytes at the last column).
   static size_t rounded(size_t bytes) {
     size_t n = (bytes + 63) / 64 * 64 + 64;
-    if (n >= kCacheMin) n = (n + 65535) & ~size_t(65535);
+    if (n >= kRoundMin) n = (n + 65535) & ~size_t(65535);
     return n;
   }
 
@@ -42,7 +45,7 @@ class CpuBackend final : public Backend {
   }
   void* alloc(size_t bytes) override {
     const size_t n = rounded(bytes);
-    if (n >= kCacheMin) {
+    {
       std::lock_guard<std::mutex> lk(mu_);
       auto it = cache_.find(n);
       if (it != cache_.end() && !it->second.empty()) {
@@ -58,7 +61,7 @@ class CpuBackend final : public Backend {
   }
   void free(void* p, size_t bytes) noexcept override {
     const size_t n = rounded(bytes);
-    if (n >= kCacheMin) {
+    {
       std::lock_guard<std::mutex> lk(mu_);
       if (cached_ + n <= kCacheMax) {
         cache_[n].push_back(p);

@@ -29,13 +29,21 @@ inline void from_f32(void* p, DType t, int64_t off, int64_t n, const float* v) {
   for (int64_t i = 0; i < n; ++i) store_f32(p, t, off + i, v[i]);
 }
 
+// Per-thread f32 scratch rows, grown once and reused: a fresh zeroed vector per call
+// cost more than the op itself on decode-sized rows.
+inline float* scratch(int which, int64_t n) {
+  thread_local std::vector<float> buf[3];
+  if (int64_t(buf[which].size()) < n) buf[which].resize(size_t(n));
+  return buf[which].data();
+}
+
 // Runs fn(row) for rows [0, rows), rows of `cols` elements, spread over the pool.
 template <class F>
 void for_rows(int64_t rows, int64_t cols, F&& fn) {
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1));
   cpu_pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-    std::vector<float> s0(cols), s1(cols), s2(cols);
-    for (int64_t r = b; r < e; ++r) fn(r, s0.data(), s1.data(), s2.data());
+    float *s0 = scratch(0, cols), *s1 = scratch(1, cols), *s2 = scratch(2, cols);
+    for (int64_t r = b; r < e; ++r) fn(r, s0, s1, s2);
   });
 }
 
@@ -47,10 +55,10 @@ template <class F>
 void for_segments(int64_t n, int64_t period, F&& fn) {
   constexpr int64_t kSeg = 4096;
   cpu_pool().parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    std::vector<float> s0(kSeg), s1(kSeg), s2(kSeg);
+    float *s0 = scratch(0, kSeg), *s1 = scratch(1, kSeg), *s2 = scratch(2, kSeg);
     for (int64_t i = b; i < e;) {
       const int64_t p = i % period, len = std::min({e - i, kSeg, period - p});
-      fn(i, p, len, s0.data(), s1.data(), s2.data());
+      fn(i, p, len, s0, s1, s2);
       i += len;
     }
   });

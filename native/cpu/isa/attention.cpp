@@ -169,9 +169,10 @@ constexpr int kPrefetch = 8;
 inline void load_tile(int dtype, const KvRows& src, int heads, int64_t j0, int n, int D, int dp, float* dst,
                       int64_t limit) {
   const int es = dtype == 0 ? 4 : 2, row_bytes = heads * D * es;
+  const int ahead = heads == 1 ? kPrefetch : 2 * n;
   for (int j = 0; j < n; ++j) {
-    if (heads == 1 && j0 + j + kPrefetch < limit) {
-      const char* next = src.row(j0 + j + kPrefetch);
+    if (j0 + j + ahead < limit) {
+      const char* next = src.row(j0 + j + ahead);
       for (int b = 0; b < row_bytes; b += 64) __builtin_prefetch(next + b);
     }
     const char* in = src.row(j0 + j);

@@ -449,6 +449,12 @@ void gemv_tile(const MatmulParams& p, const GemvX& x, int64_t m0, int64_t n) {
   for (int64_t k = 0; k < kv; k += VL) {
     vf wv[R];
     for (int r = 0; r < R; ++r) wv[r] = S::load(w + r * K + k);
+    // Decode: prefetch the next tile's rows (R·K elements on) line by line as these
+    // are read — short rows restart the hardware prefetcher at every tile (see the
+    // int8 GEMV). Past the last row it touches nothing: prefetches never fault.
+    if constexpr (M <= 2)
+      if ((k * sizeof(T)) % 64 == 0)
+        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * K + k), _MM_HINT_T0);
     for (int m = 0; m < M; ++m) {
       const vf xv = vload(xi + k * M + m * VL);
       for (int r = 0; r < R; ++r) acc[m][r] = vfma(xv, wv[r], acc[m][r]);

@@ -77,6 +77,15 @@ __attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* 
     __m512i xv[MR];
     _Pragma("GCC unroll 32")
     for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_si512(xr[i] + k);
+    // Decode (a tile of 1–2 rows reads each weight byte once): the rows are short
+    // streams (K bytes each, 2 KiB in a 1B model) that the hardware prefetcher keeps
+    // restarting, so the same line of the next tile's rows (rows n + NR + j, NR·K
+    // bytes on) is prefetched as this one is read. Past the last tile it touches
+    // nothing: prefetches never fault.
+    if constexpr (MR <= 2) {
+      _Pragma("GCC unroll 32")
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(wr[j] + size_t(NR) * K + k), _MM_HINT_T0);
+    }
     _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) {
       const __m512i wv = _mm512_maskz_loadu_epi8(wmask, wr[j] + k);
