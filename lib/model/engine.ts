@@ -54,13 +54,19 @@ interface Sequence {
 const PREFILL_CHUNK = 256;
 
 /**
- * Incremental detokenization: decodes all tokens so far and returns only what became
- * final — a trailing U+FFFD (a multi-byte character whose remaining bytes are still to
+ * Incremental detokenization in O(1) per token: decodes only a window of the newest
+ * tokens plus a few before them as left context (so decoders that strip or merge at a
+ * sequence start, e.g. SentencePiece's leading space, see the same neighbours as in
+ * the full text), and emits the window's text beyond what its context part decodes
+ * to. A trailing U+FFFD (a multi-byte character whose remaining bytes are still to
  * come) is held back until the next token completes it.
  */
 export class IncrementalText {
   private readonly ids: number[] = [];
   private stable = '';
+  /** ids[prefix, read) is the left context; ids[read, …) is not yet emitted */
+  private prefix = 0;
+  private read = 0;
 
   constructor(private readonly decode: (ids: number[]) => string) {}
 
@@ -71,11 +77,14 @@ export class IncrementalText {
   /** Adds a token; returns the newly final text. */
   push(token: number): string {
     this.ids.push(token);
-    const text = this.decode(this.ids);
-    const cut = text.endsWith('\uFFFD') ? text.slice(0, text.lastIndexOf('\uFFFD')) : text;
-    if (cut.length <= this.stable.length) return '';
-    const delta = cut.slice(this.stable.length);
-    this.stable = cut;
+    const before = this.read > this.prefix ? this.decode(this.ids.slice(this.prefix, this.read)) : '';
+    const now = this.decode(this.ids.slice(this.prefix));
+    if (now.endsWith('\uFFFD') || now.length <= before.length || !now.startsWith(before)) return '';
+    const delta = now.slice(before.length);
+    this.stable += delta;
+    // The emitted tokens become the next window's context (at most 4 of them).
+    this.read = this.ids.length;
+    this.prefix = Math.max(this.prefix, this.read - 4);
     return delta;
   }
 }

@@ -146,6 +146,17 @@ describe('LlamaModel behaviour', () => {
       expect(deltas.some((d) => d === '')).toBe(true); // some tokens end mid-character
       for (const d of deltas) expect(d.includes('\uFFFD')).toBe(false);
       expect(deltas.join('')).toBe('😀 café 日本');
+      // A long stream: the same text as decoding everything at once, while each
+      // decode call sees a bounded window (O(1) per token, not the whole history).
+      const long = Array.from({ length: 40 }, () => tokens).flat();
+      let widest = 0;
+      const windowed = new IncrementalText((t) => {
+        widest = Math.max(widest, t.length);
+        return model.tokenizer.decode(t);
+      });
+      expect(long.map((t) => windowed.push(t)).join('')).toBe(model.tokenizer.decode(long));
+      expect(windowed.text).toBe(model.tokenizer.decode(long));
+      expect(widest).toBeLessThanOrEqual(16);
       let text = '';
       const it = model.generate('Hello', { maxTokens: 24, temperature: 0.9, seed: 3 });
       let r = await it.next();
