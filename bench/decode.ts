@@ -33,7 +33,8 @@ for (const weights of formats) {
   const model = await LlamaModel.load(dir, { device, dtype: 'f16', weights, maxSequences: batch, contextSize: promptTokens + decodeTokens + 8, onWarning: () => {} });
   const loadS = (performance.now() - t0) / 1000;
   const prompt = Array.from({ length: promptTokens }, (_, i) => 3 + ((i * 7919) % (model.config.vocabSize - 3)));
-  // batch 1: prefill once, then greedy decode
+  // warm-up (first-touch of activation buffers, lazy init), then batch 1: prefill once, greedy decode
+  await model.complete(prompt, { maxTokens: 2, temperature: 0 });
   const r = await model.complete(prompt, { maxTokens: decodeTokens, temperature: 0 });
   const prefill = (1000 * r.usage.promptTokens) / r.usage.prefillMs;
   const decode = (1000 * (r.usage.completionTokens - 1)) / r.usage.decodeMs;

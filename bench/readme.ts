@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CheckRow, PeerRow } from './types.js';
 
 const BEGIN = '<!-- performance:begin -->';
 const END = '<!-- performance:end -->';
@@ -41,24 +42,6 @@ interface DecodeRow {
   batch: number;
   batchDecodeTokS: number;
 }
-interface PeerRow {
-  group: string;
-  workload: string;
-  metric: 'ms' | 'tok/s';
-  ours: number;
-  peer: number;
-  peerName: string;
-  speedup: number;
-  detail?: string;
-  threads: number;
-}
-interface CheckRow {
-  gguf: string;
-  tokens: number;
-  maxAbsProbDiff: number;
-  topTokenAgrees: boolean;
-}
-
 const read = <T>(file: string): T | undefined => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined);
 const ms = (v: number) => (v < 0.01 ? `${(v * 1e3).toFixed(2)} µs` : v < 1 ? `${(v * 1e3).toFixed(0)} µs` : `${v.toFixed(v < 100 ? 2 : 0)} ms`);
 const machineLine = (m: Machine, p: Peaks) =>

@@ -33,3 +33,27 @@ export interface BenchCase {
 }
 
 export type BenchModule = (devices: string[], opts: { quick: boolean }) => BenchCase[];
+
+/** One side-by-side result of `npm run bench:peers` (bench/results/peers.json). */
+export interface PeerRow {
+  group: 'op' | 'decoder' | 'small';
+  workload: string;
+  /** 'ms' (lower is better) or 'tok/s' (higher is better) */
+  metric: 'ms' | 'tok/s';
+  ours: number;
+  peer: number;
+  peerName: string;
+  /** ours ÷ peer in speed: > 1 means llm-kernels is faster */
+  speedup: number;
+  /** ours as a rate, e.g. '804 GOP/s (42% of peak)', and the peer's */
+  detail?: string;
+  threads: number;
+}
+
+/** Next-token probabilities of our forward pass vs llama.cpp on the GGUF export of the same weights. */
+export interface CheckRow {
+  gguf: 'F32' | 'F16' | 'Q8_0';
+  tokens: number;
+  maxAbsProbDiff: number;
+  topTokenAgrees: boolean;
+}

@@ -31,8 +31,7 @@ type Meta =
   | { t: 'bool'; v: boolean }
   | { t: 'str'; v: string }
   | { t: 'strs'; v: string[] }
-  | { t: 'i32s'; v: number[] }
-  | { t: 'f32s'; v: number[] };
+  | { t: 'i32s'; v: number[] };
 
 class Buf {
   private chunks: Buffer[] = [];
@@ -103,12 +102,6 @@ function writeMeta(out: Buf, key: string, m: Meta): void {
       out.u32(T.I32);
       out.u64(m.v.length);
       for (const x of m.v) out.i32(x);
-      break;
-    case 'f32s':
-      out.u32(T.ARRAY);
-      out.u32(T.F32);
-      out.u64(m.v.length);
-      for (const x of m.v) out.f32(x);
       break;
   }
 }

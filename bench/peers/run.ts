@@ -17,6 +17,7 @@ import { createDemoModel, int8, LlamaModel, matmul, synchronize, tensor, type De
 import { measurePeaks, type Peaks } from '../peak.js';
 import { machineInfo } from '../machine.js';
 import { renderPeersChart } from '../chart.js';
+import type { CheckRow, PeerRow } from '../types.js';
 import { updateReadme } from '../readme.js';
 import { writeGguf, type GgufType } from './gguf.js';
 import { dynamicQuantizeMatMul, matmulF32, matmulInteger } from './onnx.js';
@@ -24,28 +25,6 @@ import { dynamicQuantizeMatMul, matmulF32, matmulInteger } from './onnx.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const cacheDir = join(root, '.cache');
-
-export interface PeerRow {
-  group: 'op' | 'decoder' | 'small';
-  workload: string;
-  /** 'ms' (lower is better) or 'tok/s' (higher is better) */
-  metric: 'ms' | 'tok/s';
-  ours: number;
-  peer: number;
-  peerName: string;
-  /** ours ÷ peer in speed: > 1 means llm-kernels is faster */
-  speedup: number;
-  /** ours as a rate, e.g. '804 GOP/s (42% of peak)' */
-  detail?: string;
-  threads: number;
-}
-
-export interface CheckRow {
-  gguf: GgufType;
-  tokens: number;
-  maxAbsProbDiff: number;
-  topTokenAgrees: boolean;
-}
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
