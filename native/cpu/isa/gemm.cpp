@@ -22,6 +22,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -454,7 +455,8 @@ void gemv_tile(const MatmulParams& p, const GemvX& x, int64_t m0, int64_t n) {
     // int8 GEMV). Past the last row it touches nothing: prefetches never fault.
     if constexpr (M <= 2)
       if ((k * sizeof(T)) % 64 == 0)
-        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * K + k), _MM_HINT_T0);
+        for (int r = 0; r < R; ++r)  // address arithmetic on integers: it may point past the weights
+          _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w) + size_t((R + r) * K + k) * sizeof(T)), _MM_HINT_T0);
     for (int m = 0; m < M; ++m) {
       const vf xv = vload(xi + k * M + m * VL);
       for (int r = 0; r < R; ++r) acc[m][r] = vfma(xv, wv[r], acc[m][r]);

@@ -20,6 +20,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -84,7 +85,8 @@ __attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* 
     // nothing: prefetches never fault.
     if constexpr (MR <= 2) {
       _Pragma("GCC unroll 32")
-      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(wr[j] + size_t(NR) * K + k), _MM_HINT_T0);
+      for (int j = 0; j < NR; ++j)  // address arithmetic on integers: it may point past the weights
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wr[j]) + size_t(NR) * K + size_t(k)), _MM_HINT_T0);
     }
     _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) {
