@@ -31,8 +31,12 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 const only = arg('--only')?.split(',');
-const want = (part: string) => !only || only.includes(part);
+const PARTS = ['ops', 'check', 'decoder', 'small'];
+for (const p of only ?? [])
+  if (!PARTS.includes(p)) throw new Error(`Unknown part '${p}' for --only; expected some of ${PARTS.join(', ')}`);
 const rounds = Number(arg('--rounds') ?? 5);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`Expected a positive integer for --rounds but received ${arg('--rounds')}`);
+const want = (part: string) => !only || only.includes(part);
 const threads = Number(process.env.LLMK_NUM_THREADS ?? 2);
 
 const median = (xs: number[]) => {
