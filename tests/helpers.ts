@@ -1,6 +1,7 @@
 // Shared test utilities: the device list every op test runs over, seeded random
 // data, and error metrics against fp64 references.
 import { devices } from '../lib/index.js';
+import { native } from '../lib/native.js';
 
 /** Every device this build offers: cpu, simt (emulated CUDA), cuda:N. A new device joins every op test by appearing here. */
 export const DEVICES: string[] = devices().map((d) => d.name);
@@ -89,8 +90,21 @@ export function compare(a: ArrayLike<number>, ref: ArrayLike<number>): ErrorStat
   return { maxAbs, relNorm: Math.sqrt(num / Math.max(den, 1e-300)), nonFinite };
 }
 
-/** CPU ISAs this machine supports, best first (tests loop over them with setCpuIsa). */
 export { native as nativeForTests } from '../lib/native.js';
+
+/** The cpu kernel copies the binary carries (setCpuIsa clamps to what the CPU supports). */
+export const CPU_ISAS = ['avx512', 'avx2', 'scalar'] as const;
+export type CpuIsa = (typeof CPU_ISAS)[number];
+
+/** Forces the cpu ISA; the returned function restores the one in effect before. */
+export function forceCpuIsa(isa: CpuIsa): () => void {
+  const n = native();
+  const prev = n.devices().find((d) => d.name === 'cpu')!.detail;
+  n.setCpuIsa(isa);
+  return () => {
+    n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));
+  };
+}
 
 /** Runs pending GC finalizers of dropped tensor handles, so memory() counts are stable. */
 export async function settleGc(): Promise<void> {

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { flashAttention, flashAttentionVarlen, pagedAttention, pagedSlots, tensor } from '../../lib/index.js';
-import { compare, DEVICES, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
+import { compare, CPU_ISAS, DEVICES, forceCpuIsa, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
 import { attentionNaive, attentionRef, type AttnShape } from '../reference/attention.js';
 
 type FloatDType = 'f32' | 'f16' | 'bf16';
@@ -237,10 +237,8 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
 });
 
 describe('attention on every cpu ISA path', () => {
-  it.each(['avx512', 'avx2', 'scalar'] as const)('%s matches the reference (dense, paged)', async (isa) => {
-    const n = nativeForTests();
-    const prev = n.devices().find((d) => d.name === 'cpu')!.detail;
-    n.setCpuIsa(isa);
+  it.each(CPU_ISAS)('%s matches the reference (dense, paged)', async (isa) => {
+    const restore = forceCpuIsa(isa);
     try {
       for (const dtype of DTYPES) {
         await checkDense('cpu', { B: 2, Sq: 77, Sk: 131, Hq: 6, Hkv: 2, D: 88, causal: true }, dtype, 3);
@@ -248,7 +246,7 @@ describe('attention on every cpu ISA path', () => {
         await checkPaged('cpu', dtype, 16, 88, 6, 3);
       }
     } finally {
-      n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));
+      restore();
     }
   });
 });

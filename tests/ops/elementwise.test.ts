@@ -1,7 +1,7 @@
 // Conformance of the small decoder ops on every device against fp64 references.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { add, argmax, embedding, mul, rmsNorm, siluMul, softmax, tensor, type DType } from '../../lib/index.js';
-import { compare, DEVICES, quantizeTo, randn, rng } from '../helpers.js';
+import { compare, CPU_ISAS, DEVICES, forceCpuIsa, quantizeTo, randn, rng, type CpuIsa } from '../helpers.js';
 import {
   addRef, argmaxRef, embeddingRef, mulRef, rmsNormRef, siluMulRef, softmaxRef,
 } from '../reference/elementwise.js';
@@ -18,7 +18,40 @@ async function expectClose(out: Float32Array | Int8Array | Int32Array, ref: Arra
   expect(s.relNorm).toBeLessThanOrEqual(TOL[dtype]);
 }
 
-describe.each(DEVICES)('small ops on %s', (device) => {
+// The cpu runs its copy of the kernels for every ISA path; other devices run once.
+const DEVICE_ISAS: [string, CpuIsa | null][] = DEVICES.flatMap((d): [string, CpuIsa | null][] =>
+  d === 'cpu' ? CPU_ISAS.map((i): [string, CpuIsa] => [d, i]) : [[d, null]],
+);
+afterAll(forceCpuIsa(CPU_ISAS[0]));
+
+describe.each(DEVICE_ISAS)('small ops on %s (cpu isa %s)', (device, isa) => {
+  beforeEach(() => {
+    if (isa) forceCpuIsa(isa);
+  });
+
+  it('siluMul and softmax at the edges of exp: huge, tiny, infinite and NaN inputs', async () => {
+    const g = new Float32Array([-1e4, -100, -88.5, -20, -1e-30, 0.25, 20, 88.5, 100, 1e4, Infinity, -Infinity, NaN, 3, -3, 7]);
+    const u = Float32Array.from(g, (_, i) => 0.5 + i / 8);
+    const out = await siluMul(tensor(g, [16], { device }), tensor(u, [16], { device })).toArray();
+    const ref = siluMulRef(g, u);
+    for (let i = 0; i < 16; i++) {
+      if (Number.isNaN(ref[i])) expect(out[i], `silu(${g[i]})`).toBeNaN();
+      else if (!Number.isFinite(ref[i])) expect(out[i], `silu(${g[i]})`).toBe(ref[i]);
+      else expect(Math.abs(out[i] - ref[i]), `silu(${g[i]})`).toBeLessThanOrEqual(2e-6 * Math.abs(ref[i]) + 1e-30);
+    }
+    // softmax: a row spanning 200 in logits, a row with -inf entries, a row with a NaN
+    const x = new Float32Array([...Array.from({ length: 16 }, (_, i) => -100 + (i * 200) / 15), 1, -Infinity, 2, -Infinity, ...new Array(12).fill(0.5), 1, 2, NaN, ...new Array(13).fill(0)]);
+    const sm = await softmax(tensor(x, [3, 16], { device })).toArray();
+    const sref = softmaxRef(x, 16);
+    // exp through exp2 rounds (x − max)·log2 e in f32: relative error grows by ~2^-23 per unit of x − max
+    const rowMax = [100, 2];
+    for (let i = 0; i < 32; i++) {
+      const tol = sref[i] === 0 ? 0 : (2e-6 + Math.abs(x[i] - rowMax[i >> 4]) * 1.2e-7) * sref[i] + 1e-38;
+      expect(Math.abs(sm[i] - sref[i]), `softmax[${i}]`).toBeLessThanOrEqual(tol);
+    }
+    for (let i = 32; i < 48; i++) expect(sm[i]).toBeNaN();
+  });
+
   describe.each(FLOATS)('%s', (dtype) => {
     const mk = (data: Float32Array, shape: number[]) => tensor(data, shape, { dtype, device });
     const q = (a: Float32Array) => quantizeTo(a, dtype);

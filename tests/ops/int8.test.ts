@@ -1,13 +1,12 @@
 // LLM.int8() conformance on every device (and every cpu ISA) against the fp64 /
 // exact-integer reference in tests/reference/int8.ts.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { int8, synchronize, tensor, type Tensor } from '../../lib/index.js';
-import { compare, DEVICES, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
+import { compare, CPU_ISAS, DEVICES, forceCpuIsa, nativeForTests, quantizeTo, randn, rng, type CpuIsa } from '../helpers.js';
 import { int8MatmulRef, quantizeRowsRef, quantizeWeightRef } from '../reference/int8.js';
 import { matmulRef } from '../reference/matmul.js';
 
 type XDType = 'f32' | 'f16';
-const ISAS = ['avx512', 'avx2', 'scalar'] as const;
 
 // After the exact integer product, the device does a handful of f32 roundings
 // (int32 -> f32, two scale products, the outlier sum, the bias): relative to the
@@ -57,19 +56,14 @@ async function runMatmul(device: string, dtype: XDType, x0: Float32Array, M: num
   return out;
 }
 
-function forEachIsa(device: string): readonly (typeof ISAS)[number][] | [null] {
-  return device === 'cpu' ? ISAS : [null];
+function forEachIsa(device: string): readonly CpuIsa[] | [null] {
+  return device === 'cpu' ? CPU_ISAS : [null];
 }
 
-let cpuIsaBefore = 'avx512';
-beforeAll(() => {
-  cpuIsaBefore = nativeForTests().devices().find((d) => d.name === 'cpu')!.detail;
-});
-afterAll(() => {
-  nativeForTests().setCpuIsa(cpuIsaBefore.startsWith('avx512') ? 'avx512' : (cpuIsaBefore as 'avx2' | 'scalar'));
-});
-function useIsa(isa: (typeof ISAS)[number] | null) {
-  if (isa) nativeForTests().setCpuIsa(isa);
+const restoreIsa = forceCpuIsa(CPU_ISAS[0]);
+afterAll(restoreIsa);
+function useIsa(isa: CpuIsa | null) {
+  if (isa) forceCpuIsa(isa);
 }
 
 describe.each(DEVICES)('int8 on %s', (device) => {
