@@ -20,6 +20,7 @@ namespace llmk::cpu {
   namespace NS {                                                     \
   void attend_rows(const AttnRowsJob& a, float* scratch);            \
   void attend_rows_naive(const AttnRowsJob& a, float* scratch);      \
+  void attend_decode(const AttnRowsJob& a, float* scratch);          \
   }
 LLMK_DECLARE_ATTN(isa_scalar)
 LLMK_DECLARE_ATTN(isa_avx2)
@@ -184,7 +185,7 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   std::vector<int> splits(static_cast<size_t>(T));
   std::vector<int64_t> part_base(size_t(T) + 1, 0);
   for (int64_t t = 0; t < T; ++t) {
-    const int64_t tiles = std::max<int64_t>(1, (lens[t] + kAttnTileKeys - 1) / kAttnTileKeys);
+    const int64_t tiles = std::max<int64_t>(1, (lens[t] + kAttnDecodeKeys - 1) / kAttnDecodeKeys);
     const int64_t s = p.num_splits > 0 ? p.num_splits
                                        : std::min<int64_t>((4 * threads + T - 1) / T, std::max<int64_t>(1, tiles / 4));
     splits[size_t(t)] = int(std::clamp<int64_t>(s, 1, tiles));
@@ -201,14 +202,16 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
   const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
-  auto* kernel = attend_fn();
+  auto* kernel = isa() == Isa::Avx512 ? isa_avx512::attend_decode
+                 : isa() == Isa::Avx2 ? isa_avx2::attend_decode
+                                      : isa_scalar::attend_decode;
   const float scale_log2 = float(double(p.scale) * kLog2e);
-  const int64_t kernel_floats = attn_scratch_floats(Hq, D, Hkv);
+  const int64_t kernel_floats = attn_decode_scratch_floats(Hq, D);
   run_tasks(int64_t(tasks.size()), kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
     const auto [t, split] = tasks[size_t(ti)];
     const int64_t len = lens[t], ns = splits[size_t(t)];
-    const int64_t tiles = (len + kAttnTileKeys - 1) / kAttnTileKeys;
-    const int64_t k0 = tiles * split / ns * kAttnTileKeys, k1 = std::min(len, tiles * (split + 1) / ns * kAttnTileKeys);
+    const int64_t tiles = (len + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
+    const int64_t k0 = tiles * split / ns * kAttnDecodeKeys, k1 = std::min(len, tiles * (split + 1) / ns * kAttnDecodeKeys);
     float* tail = scratch + kernel_floats;
     auto* qrows = reinterpret_cast<const char**>(tail);
     auto* orows = reinterpret_cast<void**>(tail + 2 * Hq);

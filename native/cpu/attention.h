@@ -35,8 +35,8 @@ struct AttnRowsJob {
   int D = 0;
   float scale_log2 = 0;           // softmax scale · log2(e): scores come out in the exp2 domain
   int rows = 0;
-  // kv heads read together: decode covers every head of a token (a contiguous row of
-  // the cache) so memory is read in order; prefill uses 1 (its rows share one head).
+  // kv heads: the decode kernel covers every head of a token (rows / heads q heads per
+  // kv head); the prefill kernel takes rows of one kv head (heads = 1).
   int heads = 1;
   const char* const* q = nullptr; // per row
   const int64_t* last_key = nullptr;
@@ -47,17 +47,22 @@ struct AttnRowsJob {
   float* lse2 = nullptr;
 };
 
-// Keys per tile when one tile spans `heads` kv heads: fewer keys keep the f32 K/V
-// tiles (keys × heads × D) near L1/L2 size instead of growing to heads × 64 KiB.
-inline int attn_tile_keys(int heads) {
-  return heads > 1 ? (kAttnTileKeys / heads > 16 ? kAttnTileKeys / heads : 16) : kAttnTileKeys;
+// Keys per softmax step of the decode kernel (one query per row, K/V read in place):
+// two f32 score vectors per row with AVX-512. Paged splits are whole such tiles.
+constexpr int kAttnDecodeKeys = 32;
+
+// f32 scratch the prefill tile kernel needs for `rows` rows of head dim D.
+inline int64_t attn_scratch_floats(int rows, int D) {
+  const int64_t dp = (D + 15) / 16 * 16;
+  const int64_t n = int64_t(rows) * dp * 2 + 2 * int64_t(kAttnTileKeys) * dp + int64_t(rows) * (kAttnTileKeys + 3);
+  return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
 }
 
-// f32 scratch the tile kernel needs for `rows` rows of head dim D over `heads` kv heads.
-inline int64_t attn_scratch_floats(int rows, int D, int heads = 1) {
+// f32 scratch of the decode kernel: Q and O rows, a tile of scores, m, l, alpha.
+inline int64_t attn_decode_scratch_floats(int rows, int D) {
   const int64_t dp = (D + 15) / 16 * 16;
-  const int64_t n = int64_t(rows) * dp * 2 + 2 * int64_t(attn_tile_keys(heads)) * heads * dp + int64_t(rows) * (kAttnTileKeys + 3);
-  return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
+  const int64_t n = int64_t(rows) * dp * 2 + int64_t(rows) * (kAttnDecodeKeys + 3);
+  return (n + 15) / 16 * 16;
 }
 
 }  // namespace llmk::cpu

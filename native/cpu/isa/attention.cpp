@@ -1,10 +1,13 @@
-// FlashAttention tile kernel on the CPU, compiled once per ISA (see CMakeLists). A
-// block of query rows (pre-scaled by scale·log2 e, so every exponential is an exp2)
-// streams over K/V tiles of kAttnTileKeys keys with an online softmax: running max m
-// and sum l per row in f32, the f32 output accumulator rescaled by 2^(m_old − m_new)
-// when the max grows, one division by l at the end. Nothing of size rows × keys beyond
-// one tile ever exists. f16/bf16 tiles are converted to f32 once per tile and shared
-// by all rows (every q head of a GQA group).
+// FlashAttention kernels on the CPU, compiled once per ISA (see CMakeLists). Query rows
+// (pre-scaled by scale·log2 e, so every exponential is an exp2) stream over tiles of
+// keys with an online softmax: running max m and sum l per row in f32, the f32 output
+// accumulator rescaled by 2^(m_old − m_new) when the max grows, one division by l at
+// the end. Nothing of size rows × keys beyond one tile ever exists.
+//   attend_rows (prefill): a block of query rows of one kv head; f16/bf16 tiles of
+//     kAttnTileKeys keys are converted to f32 once per tile and shared by all rows
+//     (every q head of a GQA group).
+//   attend_decode (paged flash-decoding): one query per row, every kv head of a token;
+//     K and V are read in place and converted in registers (see below).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -95,31 +98,263 @@ inline void pv_rows(const float* p, size_t p_stride, const float* alpha, const f
   for (; d0 < dp; d0 += W) pv_block<R, 1>(p, p_stride, alpha, v, vs, n, dp, d0, o);
 }
 
-// Loads token rows [j0, j0 + n) of `heads` consecutive kv heads as f32, [n][heads][dp]
-// (the padding is zero). With one head of several, successive rows lie Hkv·D elements
-// apart, which the hardware prefetcher does not follow: rows kPrefetch ahead (below
-// `limit`) are prefetched. Rows spanning every head (decode: one tile of keys for all
-// kv heads) are prefetched two tiles ahead, so the loads of the next tiles overlap this
-// tile's arithmetic — measured on Zen 5, Sk=8192 Hkv=8 D=128 f16: 14.8 GB/s with no
-// prefetch, 18.8 one tile ahead, 21.3 two, 21.8 four (an Intel VM earlier saw rows 8
-// ahead only add stalls).
+// Loads token rows [j0, j0 + n) of one kv head as f32, [n][dp] (the padding is zero).
+// Successive rows lie Hkv·D elements apart, which the hardware prefetcher does not
+// follow: rows kPrefetch ahead (below `limit`) are prefetched.
 constexpr int kPrefetch = 8;
-inline void load_tile(int dtype, const KvRows& src, int heads, int64_t j0, int n, int D, int dp, float* dst,
-                      int64_t limit) {
-  const int es = dtype == 0 ? 4 : 2, row_bytes = heads * D * es;
-  const int ahead = heads == 1 ? kPrefetch : 2 * n;
+inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, int dp, float* dst, int64_t limit) {
+  const int es = dtype == 0 ? 4 : 2, row_bytes = D * es;
   for (int j = 0; j < n; ++j) {
-    if (j0 + j + ahead < limit) {
-      const char* next = src.row(j0 + j + ahead);
+    if (j0 + j + kPrefetch < limit) {
+      const char* next = src.row(j0 + j + kPrefetch);
       for (int b = 0; b < row_bytes; b += 64) __builtin_prefetch(next + b);
     }
-    const char* in = src.row(j0 + j);
-    for (int h = 0; h < heads; ++h) {
-      float* row = dst + (size_t(j) * heads + h) * dp;
-      load_f32_n(dtype, in + size_t(h) * D * es, row, D);
-      for (int d = D; d < dp; ++d) row[d] = 0;
+    float* row = dst + size_t(j) * dp;
+    load_f32_n(dtype, src.row(j0 + j), row, D);
+    for (int d = D; d < dp; ++d) row[d] = 0;
+  }
+}
+
+// Row setup shared by both kernels: Q rows converted and pre-scaled (zero padding to
+// dp), O = 0, m = −inf, l = 0. Returns the largest last_key (tiles past it are skipped).
+inline int64_t init_rows(const AttnRowsJob& a, int dp, float* Q, float* O, float* m, float* l, int64_t* lim_min) {
+  int64_t lim_max = -1;
+  *lim_min = std::numeric_limits<int64_t>::max();
+  for (int r = 0; r < a.rows; ++r) {
+    float* qr = Q + size_t(r) * dp;
+    load_f32_n(a.dtype, a.q[r], qr, a.D);
+    for (int d = 0; d < a.D; ++d) qr[d] *= a.scale_log2;
+    for (int d = a.D; d < dp; ++d) qr[d] = 0;
+    std::memset(O + size_t(r) * dp, 0, sizeof(float) * dp);
+    m[r] = kNegInf;
+    l[r] = 0;
+    lim_max = a.last_key[r] > lim_max ? a.last_key[r] : lim_max;
+    *lim_min = a.last_key[r] < *lim_min ? a.last_key[r] : *lim_min;
+  }
+  return lim_max;
+}
+
+// The online-softmax step of one row over one tile of scores s[0, nw): keys from
+// `visible` on are masked, the running max m and sum l are updated, s becomes
+// P = 2^(s − m_new), and the factor 2^(m_old − m_new) that rescales O is returned.
+inline float softmax_tile(float* s, int visible, int nw, float& m, float& l) {
+  for (int j = visible; j < nw; ++j) s[j] = kNegInf;
+  vf mx = splat(kNegInf);
+  for (int j = 0; j < nw; j += W) {
+    const vf x = ld(s + j);
+    mx = x > mx ? x : mx;
+  }
+  const float tile_max = hmax(mx), m_new = tile_max > m ? tile_max : m;
+  if (m_new == kNegInf) {  // nothing visible yet: P = 0, O and l stay 0
+    std::memset(s, 0, sizeof(float) * nw);
+    return 1;
+  }
+  const float alpha = std::exp2(m - m_new);
+  vf sum = vf{};
+  for (int j = 0; j < nw; j += W) {
+    const vf p = exp2v(ld(s + j) - m_new);
+    st(s + j, p);
+    sum += p;
+  }
+  l = l * alpha + hsum(sum);
+  m = m_new;
+  return alpha;
+}
+
+// Normalizes O by l, writes each row to its output and its base-2 LSE.
+inline void finish_rows(const AttnRowsJob& a, int dp, float* O, const float* m, const float* l) {
+  for (int r = 0; r < a.rows; ++r) {
+    float* o = O + size_t(r) * dp;
+    const float inv = l[r] > 0 ? 1.f / l[r] : 0.f;
+    for (int d = 0; d < a.D; ++d) o[d] *= inv;
+    a.lse2[r] = l[r] > 0 ? m[r] + std::log2(l[r]) : kNegInf;
+    store_f32_n(a.out_dtype, o, a.out[r], a.D);
+  }
+}
+
+// ---- Flash-decoding: one query per row, K/V read straight from the cache --------------
+// Decode is memory-bound (every K/V byte is used by the G = rows/heads q heads of its
+// kv head and never again), so nothing is staged: each vector of a K or V row is
+// converted from f16/bf16 in registers as it is loaded, and the rows of the tile after
+// next are prefetched (a token row spans every kv head, Hkv·D elements, in order).
+constexpr int kDecTile = kAttnDecodeKeys;
+// Keys ahead whose K and V head segments are prefetched while a key is used: with the
+// tile walked head by head that is ~16·2·D·es bytes ahead, 8 KiB at D = 128 f16.
+// Measured on Zen 5, Sk = 8192 (K+V 33.5 MB, beyond L3), 2 threads: 4 keys ahead
+// 46.7 GB/s, 8: 49.8, 16: 50.9, 32: 50.8; a burst of whole token rows two tiles
+// ahead (a few thousand prefetches at once) 28.5, the staged f32 tiles before 25–26.
+constexpr int kDecAhead = 16;  // keys per softmax step: two f32 score vectors per row (AVX-512)
+
+// W elements of dtype DT (0 f32, 1 f16, 2 bf16) at p as f32; ldx_half: the first W/2
+// (AVX-512 only, where D may be an odd multiple of 8), the rest zero.
+template <int DT>
+inline vf ldx(const char* p) {
+  if constexpr (DT == 0) {
+    return ld(reinterpret_cast<const float*>(p));
+  } else {
+#if defined(__AVX512F__)
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    if constexpr (DT == 1) return _mm512_cvtph_ps(h);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+#elif defined(__AVX2__)
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (DT == 1) return _mm256_cvtph_ps(h);
+    else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+#else
+    alignas(64) float t[W];
+    load_f32_n(DT, p, t, W);
+    return ld(t);
+#endif
+  }
+}
+#if defined(__AVX512F__)
+template <int DT>
+inline vf ldx_half(const char* p) {
+  if constexpr (DT == 0) return _mm512_maskz_loadu_ps(0xff, p);
+  const __m256i h = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  if constexpr (DT == 1) return _mm512_cvtph_ps(h);
+  else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#else
+template <int DT>
+inline vf ldx_half(const char*) { return vf{}; }  // D is a multiple of W: never called
+#endif
+
+// s[r][j] = q_r · k_j for R rows of one kv head and the tile's keys, two keys at a time
+// (2R independent accumulator chains keep both FMA pipes busy).
+template <int DT, int R>
+inline void qk_decode(const float* q, int dp, const char* const* kr, size_t hoff, int n, int nfull, bool half, float* s,
+                      const char* const* vr, int nr, int seg) {
+  constexpr size_t es = DT == 0 ? 4 : 2;
+  int j = 0;
+  for (; j + 2 <= n; j += 2) {
+    // The first row block of a head also prefetches this head's K and V segments
+    // kDecAhead keys on.
+    if (vr)
+      for (int t = j + kDecAhead; t < j + kDecAhead + 2 && t < nr; ++t)
+        for (int b = 0; b < seg; b += 64) {
+          __builtin_prefetch(kr[t] + hoff + b);
+          __builtin_prefetch(vr[t] + hoff + b);
+        }
+    vf acc[2][R];
+    for (int t = 0; t < 2; ++t)
+      for (int r = 0; r < R; ++r) acc[t][r] = vf{};
+    const char* k0 = kr[j] + hoff;
+    const char* k1 = kr[j + 1] + hoff;
+    for (int c = 0; c < nfull; ++c) {
+      const vf a = ldx<DT>(k0 + size_t(c) * W * es), b = ldx<DT>(k1 + size_t(c) * W * es);
+      for (int r = 0; r < R; ++r) {
+        const vf qv = ld(q + size_t(r) * dp + c * W);
+        acc[0][r] += qv * a;
+        acc[1][r] += qv * b;
+      }
+    }
+    if (half) {
+      const vf a = ldx_half<DT>(k0 + size_t(nfull) * W * es), b = ldx_half<DT>(k1 + size_t(nfull) * W * es);
+      for (int r = 0; r < R; ++r) {
+        const vf qv = ld(q + size_t(r) * dp + nfull * W);
+        acc[0][r] += qv * a;
+        acc[1][r] += qv * b;
+      }
+    }
+    for (int t = 0; t < 2; ++t) {
+      if constexpr (R == 4) hsum4(acc[t], s + j + t, kDecTile);
+      else for (int r = 0; r < R; ++r) s[size_t(r) * kDecTile + j + t] = hsum(acc[t][r]);
     }
   }
+  for (; j < n; ++j) {
+    vf acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = vf{};
+    const char* k0 = kr[j] + hoff;
+    for (int c = 0; c < nfull; ++c) {
+      const vf a = ldx<DT>(k0 + size_t(c) * W * es);
+      for (int r = 0; r < R; ++r) acc[r] += ld(q + size_t(r) * dp + c * W) * a;
+    }
+    if (half) {
+      const vf a = ldx_half<DT>(k0 + size_t(nfull) * W * es);
+      for (int r = 0; r < R; ++r) acc[r] += ld(q + size_t(r) * dp + nfull * W) * a;
+    }
+    if constexpr (R == 4) hsum4(acc, s + j, kDecTile);
+    else for (int r = 0; r < R; ++r) s[size_t(r) * kDecTile + j] = hsum(acc[r]);
+  }
+}
+
+// O[r][c0·W : (c0 + C)·W] = alpha_r · O + Σ_j P[r][j] · V[j][…] for R rows; `half`
+// chunks (C = 1) load the last W/2 dims.
+template <int DT, int R, int C, bool Half = false>
+inline void pv_decode(const float* p, const float* alpha, const char* const* vr, size_t hoff, int n, int dp, int c0,
+                      float* o) {
+  constexpr size_t es = DT == 0 ? 4 : 2;
+  vf acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = ld(o + size_t(r) * dp + (c0 + c) * W) * alpha[r];
+  for (int j = 0; j < n; ++j) {
+    const char* vj = vr[j] + hoff + size_t(c0) * W * es;
+    vf vv[C];
+    for (int c = 0; c < C; ++c) vv[c] = Half ? ldx_half<DT>(vj) : ldx<DT>(vj + size_t(c) * W * es);
+    for (int r = 0; r < R; ++r) {
+      const vf pr = splat(p[size_t(r) * kDecTile + j]);
+      for (int c = 0; c < C; ++c) acc[r][c] += pr * vv[c];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) st(o + size_t(r) * dp + (c0 + c) * W, acc[r][c]);
+}
+
+template <int DT, int R>
+inline void pv_decode_rows(const float* p, const float* alpha, const char* const* vr, size_t hoff, int n, int dp,
+                           int nfull, bool half, float* o) {
+  int c = 0;
+  for (; c + kC <= nfull; c += kC) pv_decode<DT, R, kC>(p, alpha, vr, hoff, n, dp, c, o);
+  for (; c < nfull; ++c) pv_decode<DT, R, 1>(p, alpha, vr, hoff, n, dp, c, o);
+  if (half) pv_decode<DT, R, 1, true>(p, alpha, vr, hoff, n, dp, nfull, o);
+}
+
+template <int DT>
+void attend_decode_t(const AttnRowsJob& a, float* scratch) {
+  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, H = a.heads, G = M / H;
+  const int nfull = D / W;
+  const bool half = D % W != 0;
+  constexpr size_t es = DT == 0 ? 4 : 2;
+  float* Q = scratch;
+  float* O = Q + size_t(M) * dp;
+  float* S = O + size_t(M) * dp;
+  float* m = S + size_t(M) * kDecTile;
+  float* l = m + M;
+  float* alpha = l + M;
+  int64_t lim_min;
+  const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
+  const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
+  const char* kr[kDecTile + kDecAhead];
+  const char* vr[kDecTile + kDecAhead];
+  const int seg = D * int(es);
+  for (int64_t j0 = a.k_begin; j0 < k_end; j0 += kDecTile) {
+    const int n = int(k_end - j0 < kDecTile ? k_end - j0 : kDecTile);
+    // Row pointers for this tile and the kDecAhead keys after it (prefetched per key).
+    const int nr = int(k_end - j0 < n + kDecAhead ? k_end - j0 : n + kDecAhead);
+    for (int j = 0; j < nr; ++j) {
+      kr[j] = a.k.row(j0 + j);
+      vr[j] = a.v.row(j0 + j);
+    }
+    const bool boundary = j0 + n - 1 > lim_min;
+    for (int h = 0; h < H; ++h) {
+      const size_t hoff = size_t(h) * D * es;
+      const int r0 = h * G, end = r0 + G;
+      int r = r0;
+      for (; r + 4 <= end; r += 4) qk_decode<DT, 4>(Q + size_t(r) * dp, dp, kr, hoff, n, nfull, half, S + size_t(r) * kDecTile, r == r0 ? vr : nullptr, nr, seg);
+      for (; r < end; ++r) qk_decode<DT, 1>(Q + size_t(r) * dp, dp, kr, hoff, n, nfull, half, S + size_t(r) * kDecTile, r == r0 ? vr : nullptr, nr, seg);
+      for (r = r0; r < end; ++r) {
+        const int64_t vis = a.last_key[r] - j0 + 1;
+        const int visible = boundary ? int(vis < 0 ? 0 : vis < n ? vis : n) : n;
+        alpha[r] = softmax_tile(S + size_t(r) * kDecTile, visible, kDecTile, m[r], l[r]);
+      }
+      for (r = r0; r + 4 <= end; r += 4)
+        pv_decode_rows<DT, 4>(S + size_t(r) * kDecTile, alpha + r, vr, hoff, n, dp, nfull, half, O + size_t(r) * dp);
+      for (; r < end; ++r)
+        pv_decode_rows<DT, 1>(S + size_t(r) * kDecTile, alpha + r, vr, hoff, n, dp, nfull, half, O + size_t(r) * dp);
+    }
+  }
+  finish_rows(a, dp, O, m, l);
 }
 
 }  // namespace
@@ -129,80 +364,33 @@ void attend_rows(const AttnRowsJob& a, float* scratch) {
   float* Q = scratch;
   float* O = Q + size_t(M) * dp;
   float* K = O + size_t(M) * dp;
-  const int H = a.heads, rph = M / H;
-  const size_t kvs = size_t(H) * dp;  // f32 stride between keys in the K/V tiles
-  float* V = K + size_t(attn_tile_keys(H)) * kvs;
-  float* S = V + size_t(attn_tile_keys(H)) * kvs;
+  float* V = K + size_t(kBc) * dp;
+  float* S = V + size_t(kBc) * dp;
   float* m = S + size_t(M) * kBc;
   float* l = m + M;
   float* alpha = l + M;
-
-  int64_t lim_max = -1, lim_min = std::numeric_limits<int64_t>::max();
-  for (int r = 0; r < M; ++r) {
-    float* qr = Q + size_t(r) * dp;
-    load_f32_n(a.dtype, a.q[r], qr, D);
-    for (int d = 0; d < D; ++d) qr[d] *= a.scale_log2;
-    for (int d = D; d < dp; ++d) qr[d] = 0;
-    std::memset(O + size_t(r) * dp, 0, sizeof(float) * dp);
-    m[r] = kNegInf;
-    l[r] = 0;
-    lim_max = a.last_key[r] > lim_max ? a.last_key[r] : lim_max;
-    lim_min = a.last_key[r] < lim_min ? a.last_key[r] : lim_min;
-  }
+  int64_t lim_min;
+  const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
   // Tiles past every row's last visible key are skipped (the causal upper triangle).
   const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
-  const int step = attn_tile_keys(H);
-  for (int64_t j0 = a.k_begin; j0 < k_end; j0 += step) {
-    const int n = int(k_end - j0 < step ? k_end - j0 : step), nw = (n + W - 1) / W * W;
-    load_tile(a.dtype, a.k, H, j0, n, D, dp, K, k_end);
-    load_tile(a.dtype, a.v, H, j0, n, D, dp, V, k_end);
+  for (int64_t j0 = a.k_begin; j0 < k_end; j0 += kBc) {
+    const int n = int(k_end - j0 < kBc ? k_end - j0 : kBc), nw = (n + W - 1) / W * W;
+    load_tile(a.dtype, a.k, j0, n, D, dp, K, k_end);
+    load_tile(a.dtype, a.v, j0, n, D, dp, V, k_end);
     int r = 0;
-    for (int h = 0; h < H; ++h) {
-      const int end = (h + 1) * rph;
-      for (r = h * rph; r + 4 <= end; r += 4) qk_block<4>(Q + size_t(r) * dp, K + h * dp, kvs, n, dp, S + size_t(r) * kBc, kBc);
-      for (; r < end; ++r) qk_block<1>(Q + size_t(r) * dp, K + h * dp, kvs, n, dp, S + size_t(r) * kBc, kBc);
-    }
+    for (; r + 4 <= M; r += 4) qk_block<4>(Q + size_t(r) * dp, K, dp, n, dp, S + size_t(r) * kBc, kBc);
+    for (; r < M; ++r) qk_block<1>(Q + size_t(r) * dp, K, dp, n, dp, S + size_t(r) * kBc, kBc);
     // Masking only where the tile crosses some row's limit (boundary tiles).
     const bool boundary = j0 + n - 1 > lim_min;
     for (r = 0; r < M; ++r) {
-      float* s = S + size_t(r) * kBc;
-      const int visible = boundary ? int(a.last_key[r] - j0 + 1 < 0 ? 0 : a.last_key[r] - j0 + 1 < n ? a.last_key[r] - j0 + 1 : n) : n;
-      for (int j = visible; j < nw; ++j) s[j] = kNegInf;
-      vf mx = splat(kNegInf);
-      for (int j = 0; j < nw; j += W) {
-        const vf x = ld(s + j);
-        mx = x > mx ? x : mx;
-      }
-      const float tile_max = hmax(mx), m_new = tile_max > m[r] ? tile_max : m[r];
-      if (m_new == kNegInf) {  // nothing visible yet: P = 0, O and l stay 0
-        std::memset(s, 0, sizeof(float) * nw);
-        alpha[r] = 1;
-        continue;
-      }
-      alpha[r] = std::exp2(m[r] - m_new);
-      vf sum = vf{};
-      for (int j = 0; j < nw; j += W) {
-        const vf p = exp2v(ld(s + j) - m_new);
-        st(s + j, p);
-        sum += p;
-      }
-      l[r] = l[r] * alpha[r] + hsum(sum);
-      m[r] = m_new;
+      const int64_t vis = a.last_key[r] - j0 + 1;
+      const int visible = boundary ? int(vis < 0 ? 0 : vis < n ? vis : n) : n;
+      alpha[r] = softmax_tile(S + size_t(r) * kBc, visible, nw, m[r], l[r]);
     }
-    for (int h = 0; h < H; ++h) {
-      const int end = (h + 1) * rph;
-      const float* vh = V + h * dp;
-      for (r = h * rph; r + 4 <= end; r += 4) pv_rows<4>(S + size_t(r) * kBc, kBc, alpha + r, vh, kvs, n, dp, O + size_t(r) * dp);
-      for (; r < end; ++r) pv_rows<1>(S + size_t(r) * kBc, kBc, alpha + r, vh, kvs, n, dp, O + size_t(r) * dp);
-    }
+    for (r = 0; r + 4 <= M; r += 4) pv_rows<4>(S + size_t(r) * kBc, kBc, alpha + r, V, dp, n, dp, O + size_t(r) * dp);
+    for (; r < M; ++r) pv_rows<1>(S + size_t(r) * kBc, kBc, alpha + r, V, dp, n, dp, O + size_t(r) * dp);
   }
-  for (int r = 0; r < M; ++r) {
-    float* o = O + size_t(r) * dp;
-    const float inv = l[r] > 0 ? 1.f / l[r] : 0.f;
-    for (int d = 0; d < D; ++d) o[d] *= inv;
-    a.lse2[r] = l[r] > 0 ? m[r] + std::log2(l[r]) : kNegInf;
-    store_f32_n(a.out_dtype, o, a.out[r], D);
-  }
+  finish_rows(a, dp, O, m, l);
 }
 
 // The baseline the benchmark compares against: the same register-blocked kernels, but
@@ -219,8 +407,8 @@ void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
   float* Q = V + size_t(Sk) * dp;
   float* O = Q + size_t(M) * dp;
   float ones[4] = {1, 1, 1, 1};
-  load_tile(a.dtype, a.k, 1, 0, int(Sk), D, dp, K, Sk);
-  load_tile(a.dtype, a.v, 1, 0, int(Sk), D, dp, V, Sk);
+  load_tile(a.dtype, a.k, 0, int(Sk), D, dp, K, Sk);
+  load_tile(a.dtype, a.v, 0, int(Sk), D, dp, V, Sk);
   for (int r = 0; r < M; ++r) {
     float* qr = Q + size_t(r) * dp;
     load_f32_n(a.dtype, a.q[r], qr, D);
@@ -253,6 +441,12 @@ void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
   for (r = 0; r + 4 <= M; r += 4) pv_rows<4>(S + size_t(r) * ss, ss, ones, V, dp, int(Sk), dp, O + size_t(r) * dp);
   for (; r < M; ++r) pv_rows<1>(S + size_t(r) * ss, ss, ones, V, dp, int(Sk), dp, O + size_t(r) * dp);
   for (r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
+}
+
+void attend_decode(const AttnRowsJob& a, float* scratch) {
+  if (a.dtype == 0) attend_decode_t<0>(a, scratch);
+  else if (a.dtype == 1) attend_decode_t<1>(a, scratch);
+  else attend_decode_t<2>(a, scratch);
 }
 
 }  // namespace llmk::cpu::LLMK_ISA_NS

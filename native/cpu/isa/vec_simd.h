@@ -25,7 +25,14 @@ inline vf ld(const float* p) {
   return v;
 }
 inline void st(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf splat(float x) { return vf{} + x; }
+// A broadcast (vf{} + x would cost a scalar add before it: x + 0 is not x for −0).
+#if defined(__AVX512F__)
+inline vf splat(float x) { return _mm512_set1_ps(x); }
+#elif defined(__AVX__)
+inline vf splat(float x) { return _mm256_set1_ps(x); }
+#else
+inline vf splat(float x) { return _mm_set1_ps(x); }
+#endif
 
 // Horizontal reductions as trees (a serial lane-by-lane chain costs ~16 dependent adds).
 #if defined(__AVX512F__)
