@@ -51,10 +51,12 @@ struct AttnRowsJob {
 // two f32 score vectors per row with AVX-512. Paged splits are whole such tiles.
 constexpr int kAttnDecodeKeys = 32;
 
-// f32 scratch the prefill tile kernel needs for `rows` rows of head dim D.
+// f32 scratch the prefill tile kernel needs for `rows` rows of head dim D: Q rows, Q
+// transposed, O rows, a K and a V tile, the transposed scores of a tile, m, l, alpha
+// and the per-row key limits.
 inline int64_t attn_scratch_floats(int rows, int D) {
-  const int64_t dp = (D + 15) / 16 * 16;
-  const int64_t n = int64_t(rows) * dp * 2 + 2 * int64_t(kAttnTileKeys) * dp + int64_t(rows) * (kAttnTileKeys + 3);
+  const int64_t dp = (D + 15) / 16 * 16, mp = (rows + 15) / 16 * 16;
+  const int64_t n = 2 * int64_t(rows) * dp + dp * mp + 2 * int64_t(kAttnTileKeys) * dp + int64_t(kAttnTileKeys) * mp + 4 * mp;
   return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
 }
 

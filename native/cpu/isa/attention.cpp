@@ -39,40 +39,50 @@ inline void hsum4(const vf* a, float* out, size_t stride) {
 #endif
 }
 
-// S[r][j] = q_r · k_j for R rows × J keys per register block (R·J accumulators; each
-// Q and K load feeds J or R FMAs, so the loads keep up with the FMA pipes).
-template <int R, int J>
-inline void qk_tile(const float* q, const float* k, size_t ks, int j, int dp, float* s, size_t s_stride) {
-  vf acc[J][R];
+// Scores with the rows as vector lanes, ST[j][r] = q_r · k_j: Q is kept transposed
+// (QT[d][r], built once per task) and each K element is broadcast, so a block of RB
+// row vectors × J keys is RB·J accumulators fed by RB loads and J broadcasts per d —
+// the GEMM micro-kernel's outer product, with no horizontal sums. Register budget:
+// AVX-512 4 × 6 (+ 4 + 1 of 32 zmm); 16-register ISAs 2 × 4.
+constexpr int kRB = W == 16 ? 4 : 2;
+inline float* st_at(float* st, size_t ldq, int j, int rv) { return st + size_t(j) * ldq + size_t(rv) * W; }
+constexpr int kJ = W == 16 ? 6 : 4;
+
+template <int J, int RB>
+inline void qkt_tile(const float* qt, size_t ldq, const float* k, size_t ks, int D, int j, int rv, float* out) {
+  vf acc[J][RB];
   for (int jj = 0; jj < J; ++jj)
-    for (int r = 0; r < R; ++r) acc[jj][r] = vf{};
-  for (int d = 0; d < dp; d += W) {
-    vf kv[J];
-    for (int jj = 0; jj < J; ++jj) kv[jj] = ld(k + size_t(j + jj) * ks + d);
-    for (int r = 0; r < R; ++r) {
-      const vf qv = ld(q + size_t(r) * dp + d);
-      for (int jj = 0; jj < J; ++jj) acc[jj][r] += qv * kv[jj];
+    for (int b = 0; b < RB; ++b) acc[jj][b] = vf{};
+  const float* kj = k + size_t(j) * ks;
+  for (int d = 0; d < D; ++d) {
+    vf qv[RB];
+    for (int b = 0; b < RB; ++b) qv[b] = ld(qt + size_t(d) * ldq + size_t(rv + b) * W);
+    for (int jj = 0; jj < J; ++jj) {
+      const vf kb = splat(kj[size_t(jj) * ks + d]);
+      for (int b = 0; b < RB; ++b) acc[jj][b] += kb * qv[b];
     }
   }
-  for (int jj = 0; jj < J; ++jj) {
-    if constexpr (R == 4) {
-      hsum4(acc[jj], s + j + jj, s_stride);
-    } else {
-      for (int r = 0; r < R; ++r) s[size_t(r) * s_stride + j + jj] = hsum(acc[jj][r]);
-    }
-  }
+  for (int jj = 0; jj < J; ++jj)
+    for (int b = 0; b < RB; ++b) st(st_at(out, ldq, j + jj, rv + b), acc[jj][b]);
 }
 
-template <int R>
-inline void qk_block(const float* q, const float* k, size_t ks, int n, int dp, float* s, size_t s_stride) {
+// ST[0 : n][0 : nv·W] for nv row vectors.
+template <int RB>
+inline void qkt_rows(const float* qt, size_t ldq, const float* k, size_t ks, int D, int n, int rv, float* out) {
   int j = 0;
-  for (; j + 2 <= n; j += 2) qk_tile<R, 2>(q, k, ks, j, dp, s, s_stride);
-  for (; j < n; ++j) qk_tile<R, 1>(q, k, ks, j, dp, s, s_stride);
+  for (; j + kJ <= n; j += kJ) qkt_tile<kJ, RB>(qt, ldq, k, ks, D, j, rv, out);
+  for (; j < n; ++j) qkt_tile<1, RB>(qt, ldq, k, ks, D, j, rv, out);
+}
+inline void qkt_block(const float* qt, size_t ldq, const float* k, size_t ks, int D, int n, int nv, float* out) {
+  int rv = 0;
+  for (; rv + kRB <= nv; rv += kRB) qkt_rows<kRB>(qt, ldq, k, ks, D, n, rv, out);
+  for (; rv < nv; ++rv) qkt_rows<1>(qt, ldq, k, ks, D, n, rv, out);
 }
 
-// O[r][d0 : d0 + C·W] = alpha_r · O + Σ_j P[r][j] · V[j][...] for R rows, C vectors.
+// O[r][d0 : d0 + C·W] = alpha_r · O + Σ_j P[r][j] · V[j][...] for R rows, C vectors;
+// P[r][j] = p[r·rs + j·js] (the prefill kernels keep P transposed: rs = 1).
 template <int R, int C>
-inline void pv_block(const float* p, size_t p_stride, const float* alpha, const float* v, size_t vs, int n, int dp,
+inline void pv_block(const float* p, size_t rs, size_t js, const float* alpha, const float* v, size_t vs, int n, int dp,
                      int d0, float* o) {
   vf acc[R][C];
   for (int r = 0; r < R; ++r)
@@ -82,7 +92,7 @@ inline void pv_block(const float* p, size_t p_stride, const float* alpha, const 
     vf vv[C];
     for (int c = 0; c < C; ++c) vv[c] = ld(vj + c * W);
     for (int r = 0; r < R; ++r) {
-      const vf pr = splat(p[size_t(r) * p_stride + j]);
+      const vf pr = splat(p[size_t(r) * rs + size_t(j) * js]);
       for (int c = 0; c < C; ++c) acc[r][c] += pr * vv[c];
     }
   }
@@ -91,11 +101,18 @@ inline void pv_block(const float* p, size_t p_stride, const float* alpha, const 
 }
 
 template <int R>
-inline void pv_rows(const float* p, size_t p_stride, const float* alpha, const float* v, size_t vs, int n, int dp,
+inline void pv_rows(const float* p, size_t rs, size_t js, const float* alpha, const float* v, size_t vs, int n, int dp,
                     float* o) {
   int d0 = 0;
-  for (; d0 + kC * W <= dp; d0 += kC * W) pv_block<R, kC>(p, p_stride, alpha, v, vs, n, dp, d0, o);
-  for (; d0 < dp; d0 += W) pv_block<R, 1>(p, p_stride, alpha, v, vs, n, dp, d0, o);
+  for (; d0 + kC * W <= dp; d0 += kC * W) pv_block<R, kC>(p, rs, js, alpha, v, vs, n, dp, d0, o);
+  for (; d0 < dp; d0 += W) pv_block<R, 1>(p, rs, js, alpha, v, vs, n, dp, d0, o);
+}
+// All M rows of O (R = 4 blocks, then single rows).
+inline void pv_all(const float* p, size_t rs, size_t js, const float* alpha, const float* v, size_t vs, int n, int dp,
+                   int M, float* o) {
+  int r = 0;
+  for (; r + 4 <= M; r += 4) pv_rows<4>(p + size_t(r) * rs, rs, js, alpha + r, v, vs, n, dp, o + size_t(r) * dp);
+  for (; r < M; ++r) pv_rows<1>(p + size_t(r) * rs, rs, js, alpha + r, v, vs, n, dp, o + size_t(r) * dp);
 }
 
 // Loads token rows [j0, j0 + n) of one kv head as f32, [n][dp] (the padding is zero).
@@ -170,6 +187,72 @@ inline void finish_rows(const AttnRowsJob& a, int dp, float* O, const float* m, 
     a.lse2[r] = l[r] > 0 ? m[r] + std::log2(l[r]) : kNegInf;
     store_f32_n(a.out_dtype, o, a.out[r], a.D);
   }
+}
+
+inline vi ld_i(const int32_t* p) {
+  vi v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// QT[d][r] = Q[r][d] for d < D (rows M…ldq zero, with m = −inf and l = 0 there, so the
+// padding lanes of the transposed kernels compute harmless values that are never stored).
+inline void transpose_q(const float* Q, int M, int dp, int D, float* qt, size_t ldq, float* m, float* l) {
+  for (int d = 0; d < D; ++d) {
+    float* row = qt + size_t(d) * ldq;
+    for (int r = 0; r < M; ++r) row[r] = Q[size_t(r) * dp + d];
+    for (size_t r = size_t(M); r < ldq; ++r) row[r] = 0;
+  }
+  for (size_t r = size_t(M); r < ldq; ++r) {
+    m[r] = kNegInf;
+    l[r] = 0;
+  }
+}
+
+// lim[r] = the last key of [j0, j0 + n) row r sees, relative to j0 (−1: none; padding
+// rows see all).
+inline void key_limits(const AttnRowsJob& a, int M, int64_t j0, int n, size_t ldq, int32_t* lim) {
+  for (int r = 0; r < M; ++r) {
+    const int64_t v = a.last_key[r] - j0;
+    lim[r] = int32_t(v < -1 ? -1 : v > n ? n : v);
+  }
+  for (size_t r = size_t(M); r < ldq; ++r) lim[r] = n;
+}
+
+// The online-softmax step of W rows at once (lanes rv·W…): scores ST[j][·] of keys
+// j < n, keys past lim[r] masked (lim null: none), m and l updated, ST becomes
+// P = 2^(s − m_new) and alpha = 2^(m_old − m_new). Rows with nothing visible yet keep
+// P = 0 (their reference max is taken as 0, not −inf).
+inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t* lim, float* m, float* l, float* alpha) {
+  const size_t off = size_t(rv) * W;
+  const vf neg = splat(kNegInf), mo = ld(m + off);
+  vf mx = neg;
+  if (lim) {
+    const vi lv = ld_i(lim + off);
+    for (int j = 0; j < n; ++j) {
+      float* x = st_ + size_t(j) * ldq + off;
+      const vf v = (vi{} + j) > lv ? neg : ld(x);
+      st(x, v);
+      mx = v > mx ? v : mx;
+    }
+  } else {
+    for (int j = 0; j < n; ++j) {
+      const vf v = ld(st_ + size_t(j) * ldq + off);
+      mx = v > mx ? v : mx;
+    }
+  }
+  const vf mn = mx > mo ? mx : mo, ref = mn == neg ? vf{} : mn;
+  const vf al = exp2v(mo - ref);
+  vf sum = vf{};
+  for (int j = 0; j < n; ++j) {
+    float* x = st_ + size_t(j) * ldq + off;
+    const vf p = exp2v(ld(x) - ref);
+    st(x, p);
+    sum += p;
+  }
+  st(l + off, ld(l + off) * al + sum);
+  st(m + off, mn);
+  st(alpha + off, al);
 }
 
 // ---- Flash-decoding: one query per row, K/V read straight from the cache --------------
@@ -360,87 +443,91 @@ void attend_decode_t(const AttnRowsJob& a, float* scratch) {
 }  // namespace
 
 void attend_rows(const AttnRowsJob& a, float* scratch) {
-  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W;
+  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
+  const size_t ldq = size_t(nv) * W;
   float* Q = scratch;
-  float* O = Q + size_t(M) * dp;
+  float* QT = Q + size_t(M) * dp;
+  float* O = QT + size_t(dp) * ldq;
   float* K = O + size_t(M) * dp;
   float* V = K + size_t(kBc) * dp;
-  float* S = V + size_t(kBc) * dp;
-  float* m = S + size_t(M) * kBc;
-  float* l = m + M;
-  float* alpha = l + M;
+  float* ST = V + size_t(kBc) * dp;
+  float* m = ST + size_t(kBc) * ldq;
+  float* l = m + ldq;
+  float* alpha = l + ldq;
+  auto* lim = reinterpret_cast<int32_t*>(alpha + ldq);
   int64_t lim_min;
   const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
+  transpose_q(Q, M, dp, D, QT, ldq, m, l);
   // Tiles past every row's last visible key are skipped (the causal upper triangle).
   const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
   for (int64_t j0 = a.k_begin; j0 < k_end; j0 += kBc) {
-    const int n = int(k_end - j0 < kBc ? k_end - j0 : kBc), nw = (n + W - 1) / W * W;
+    const int n = int(k_end - j0 < kBc ? k_end - j0 : kBc);
     load_tile(a.dtype, a.k, j0, n, D, dp, K, k_end);
     load_tile(a.dtype, a.v, j0, n, D, dp, V, k_end);
-    int r = 0;
-    for (; r + 4 <= M; r += 4) qk_block<4>(Q + size_t(r) * dp, K, dp, n, dp, S + size_t(r) * kBc, kBc);
-    for (; r < M; ++r) qk_block<1>(Q + size_t(r) * dp, K, dp, n, dp, S + size_t(r) * kBc, kBc);
+    qkt_block(QT, ldq, K, dp, D, n, nv, ST);
     // Masking only where the tile crosses some row's limit (boundary tiles).
     const bool boundary = j0 + n - 1 > lim_min;
-    for (r = 0; r < M; ++r) {
-      const int64_t vis = a.last_key[r] - j0 + 1;
-      const int visible = boundary ? int(vis < 0 ? 0 : vis < n ? vis : n) : n;
-      alpha[r] = softmax_tile(S + size_t(r) * kBc, visible, nw, m[r], l[r]);
-    }
-    for (r = 0; r + 4 <= M; r += 4) pv_rows<4>(S + size_t(r) * kBc, kBc, alpha + r, V, dp, n, dp, O + size_t(r) * dp);
-    for (; r < M; ++r) pv_rows<1>(S + size_t(r) * kBc, kBc, alpha + r, V, dp, n, dp, O + size_t(r) * dp);
+    if (boundary) key_limits(a, M, j0, n, ldq, lim);
+    for (int rv = 0; rv < nv; ++rv) softmax_tile_t(ST, ldq, n, rv, boundary ? lim : nullptr, m, l, alpha);
+    pv_all(ST, 1, ldq, alpha, V, dp, n, dp, M, O);
   }
   finish_rows(a, dp, O, m, l);
 }
 
 // The baseline the benchmark compares against: the same register-blocked kernels, but
-// the whole scores block [rows, Sk] is materialized in f32, softmaxed, then multiplied
-// by V (K and V converted once in full). Contiguous K/V of one kv head. Scratch:
-// rows · Sk rounded up to kBc + (2 · Sk + 2 · rows) · dp floats.
+// the whole scores block [Sk, rows] is materialized in f32, softmaxed (max, exp and
+// sum, divide: three sweeps), then multiplied by V (K and V converted once in full).
+// Contiguous K/V of one kv head. Scratch: see attention_naive.
 void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
-  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W;
-  const int64_t Sk = a.k_end;
-  const size_t ss = size_t((Sk + kBc - 1) / kBc * kBc);
-  float* S = scratch;
-  float* K = S + size_t(M) * ss;
+  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
+  const size_t ldq = size_t(nv) * W;
+  const int Sk = int(a.k_end);
+  float* ST = scratch;
+  float* K = ST + size_t(Sk) * ldq;
   float* V = K + size_t(Sk) * dp;
   float* Q = V + size_t(Sk) * dp;
-  float* O = Q + size_t(M) * dp;
-  float ones[4] = {1, 1, 1, 1};
-  load_tile(a.dtype, a.k, 0, int(Sk), D, dp, K, Sk);
-  load_tile(a.dtype, a.v, 0, int(Sk), D, dp, V, Sk);
-  for (int r = 0; r < M; ++r) {
-    float* qr = Q + size_t(r) * dp;
-    load_f32_n(a.dtype, a.q[r], qr, D);
-    for (int d = 0; d < D; ++d) qr[d] *= a.scale_log2;
-    for (int d = D; d < dp; ++d) qr[d] = 0;
-  }
-  int r = 0;
-  for (; r + 4 <= M; r += 4) qk_block<4>(Q + size_t(r) * dp, K, dp, int(Sk), dp, S + size_t(r) * ss, ss);
-  for (; r < M; ++r) qk_block<1>(Q + size_t(r) * dp, K, dp, int(Sk), dp, S + size_t(r) * ss, ss);
-  for (r = 0; r < M; ++r) {
-    float* s = S + size_t(r) * ss;
-    const int64_t visible = a.last_key[r] + 1 < Sk ? (a.last_key[r] + 1 < 0 ? 0 : a.last_key[r] + 1) : Sk;
-    for (size_t j = size_t(visible); j < ss; ++j) s[j] = kNegInf;
-    vf mxv = splat(kNegInf);
-    for (size_t j = 0; j < ss; j += W) {
-      const vf x = ld(s + j);
-      mxv = x > mxv ? x : mxv;
+  float* QT = Q + size_t(M) * dp;
+  float* O = QT + size_t(dp) * ldq;
+  float* m = O + size_t(M) * dp;
+  float* l = m + ldq;
+  float* ones = l + ldq;
+  auto* lim = reinterpret_cast<int32_t*>(ones + ldq);
+  load_tile(a.dtype, a.k, 0, Sk, D, dp, K, Sk);
+  load_tile(a.dtype, a.v, 0, Sk, D, dp, V, Sk);
+  int64_t lim_min;
+  init_rows(a, dp, Q, O, m, l, &lim_min);
+  transpose_q(Q, M, dp, D, QT, ldq, m, l);
+  qkt_block(QT, ldq, K, dp, D, Sk, nv, ST);
+  key_limits(a, M, 0, Sk, ldq, lim);
+  for (size_t r = 0; r < ldq; ++r) ones[r] = 1;
+  const vf neg = splat(kNegInf);
+  for (int j = 0; j < Sk; ++j)
+    for (int rv = 0; rv < nv; ++rv) {
+      float* x = ST + size_t(j) * ldq + size_t(rv) * W;
+      vf v = ld(x);
+      v = (vi{} + j) > ld_i(lim + size_t(rv) * W) ? neg : v;
+      st(x, v);
+      st(m + size_t(rv) * W, v > ld(m + size_t(rv) * W) ? v : ld(m + size_t(rv) * W));
     }
-    const float mx = hmax(mxv);
-    vf sum = vf{};
-    for (size_t j = 0; j < ss; j += W) {
-      const vf p = mx == kNegInf ? vf{} : exp2v(ld(s + j) - mx);
-      st(s + j, p);
-      sum += p;
-    }
-    const float tot = hsum(sum), inv = tot > 0 ? 1.f / tot : 0.f;
-    for (size_t j = 0; j < ss; ++j) s[j] *= inv;
-    std::memset(O + size_t(r) * dp, 0, sizeof(float) * dp);
+  for (int rv = 0; rv < nv; ++rv) {  // fully masked rows: exponentials of −inf, 0
+    const vf mv = ld(m + size_t(rv) * W);
+    st(m + size_t(rv) * W, mv == neg ? vf{} : mv);
   }
-  for (r = 0; r + 4 <= M; r += 4) pv_rows<4>(S + size_t(r) * ss, ss, ones, V, dp, int(Sk), dp, O + size_t(r) * dp);
-  for (; r < M; ++r) pv_rows<1>(S + size_t(r) * ss, ss, ones, V, dp, int(Sk), dp, O + size_t(r) * dp);
-  for (r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
+  for (int j = 0; j < Sk; ++j)
+    for (int rv = 0; rv < nv; ++rv) {
+      float* x = ST + size_t(j) * ldq + size_t(rv) * W;
+      const vf p = exp2v(ld(x) - ld(m + size_t(rv) * W));
+      st(x, p);
+      st(l + size_t(rv) * W, ld(l + size_t(rv) * W) + p);
+    }
+  for (size_t r = 0; r < ldq; ++r) l[r] = l[r] > 0 ? 1.f / l[r] : 0.f;
+  for (int j = 0; j < Sk; ++j)
+    for (int rv = 0; rv < nv; ++rv) {
+      float* x = ST + size_t(j) * ldq + size_t(rv) * W;
+      st(x, ld(x) * ld(l + size_t(rv) * W));
+    }
+  pv_all(ST, 1, ldq, ones, V, dp, Sk, dp, M, O);
+  for (int r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
 }
 
 void attend_decode(const AttnRowsJob& a, float* scratch) {
