@@ -8,6 +8,7 @@ import { createDemoModel, LlamaModel, type DemoPreset, type WeightFormat } from 
 import { machineInfo } from './machine.js';
 import { measurePeaks } from './peak.js';
 import { updateReadme } from './readme.js';
+import { median } from './stats.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -35,9 +36,13 @@ for (const weights of formats) {
   const prompt = Array.from({ length: promptTokens }, (_, i) => 3 + ((i * 7919) % (model.config.vocabSize - 3)));
   // warm-up (first-touch of activation buffers, lazy init), then batch 1: prefill once, greedy decode
   await model.complete(prompt, { maxTokens: 2, temperature: 0 });
-  const r = await model.complete(prompt, { maxTokens: decodeTokens, temperature: 0 });
-  const prefill = (1000 * r.usage.promptTokens) / r.usage.prefillMs;
-  const decode = (1000 * (r.usage.completionTokens - 1)) / r.usage.decodeMs;
+  // Batch 1: prefill = prompt tokens / time to the first token; decode = 1 / the median
+  // gap between tokens (robust to the odd slow step on a shared VM).
+  const t1 = performance.now();
+  const stamps: number[] = [];
+  for await (const _ of model.generate(prompt, { maxTokens: decodeTokens, temperature: 0 })) stamps.push(performance.now());
+  const prefill = (1000 * promptTokens) / (stamps[0] - t1);
+  const decode = 1000 / median(stamps.slice(1).map((t, i) => t - stamps[i]));
   // N concurrent sequences: aggregate decode tokens/s once all have been prefilled
   const tb = performance.now();
   const rs = await Promise.all(

@@ -8,8 +8,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { devices } from '../lib/index.js';
 import { renderChart } from './chart.js';
 import { machineInfo } from './machine.js';
-import { measurePeaks, type Peaks } from './peak.js';
+import { measurePeaks, measureReadGBs, type Peaks } from './peak.js';
 import type { BenchCase, BenchModule } from './types.js';
+import { median } from './stats.js';
 
 export interface BenchOptions {
   quick: boolean;
@@ -29,6 +30,9 @@ export interface CaseResult {
   rate: number;
   unit: 'GFLOP/s' | 'GOP/s' | 'GB/s' | '';
   pctOfPeak: number | null;
+  /** memory-bound cpu cases: the read probe taken right after the case, GB/s; pctOfPeak
+   * is against the higher of it and the run's start-up probe */
+  readGBsNear?: number;
   baseline?: string;
   speedup?: number;
   /** overhead cases: median time per enqueued op, in µs */
@@ -70,12 +74,6 @@ async function loadModules(): Promise<BenchModule[]> {
   return mods;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function timeCase(c: BenchCase, quick: boolean): Promise<{ runs: number; medianMs: number }> {
   const r = await c.setup();
   try {
@@ -95,7 +93,7 @@ async function timeCase(c: BenchCase, quick: boolean): Promise<{ runs: number; m
   }
 }
 
-function rateOf(c: BenchCase, ms: number, peaks: Peaks): Pick<CaseResult, 'rate' | 'unit' | 'pctOfPeak'> {
+function rateOf(c: BenchCase, ms: number, peaks: Peaks, readNear?: number): Pick<CaseResult, 'rate' | 'unit' | 'pctOfPeak'> {
   const s = ms / 1e3;
   const onCpu = c.device === 'cpu';
   if (c.bound === 'compute' && c.work.intOps) {
@@ -108,7 +106,7 @@ function rateOf(c: BenchCase, ms: number, peaks: Peaks): Pick<CaseResult, 'rate'
   }
   if (c.work.bytes) {
     const rate = c.work.bytes / s / 1e9;
-    return { rate, unit: 'GB/s', pctOfPeak: onCpu ? (100 * rate) / peaks.readGBs : null };
+    return { rate, unit: 'GB/s', pctOfPeak: onCpu ? (100 * rate) / Math.max(peaks.readGBs, readNear ?? 0) : null };
   }
   return { rate: 0, unit: '', pctOfPeak: null };
 }
@@ -161,7 +159,11 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
   for (const c of cases) {
     const t = await timeCase(c, opts.quick);
     const usPerCall = c.work.calls ? (t.medianMs * 1e3) / c.work.calls : undefined;
-    results.push({ name: c.name, op: c.op, device: c.device, bound: c.bound, ...t, ...rateOf(c, t.medianMs, peaks), baseline: c.baseline, usPerCall });
+    const readGBsNear = c.bound === 'memory' && c.device === 'cpu' && !opts.quick ? await measureReadGBs() : undefined;
+    results.push({
+      name: c.name, op: c.op, device: c.device, bound: c.bound, ...t, ...rateOf(c, t.medianMs, peaks, readGBsNear),
+      readGBsNear, baseline: c.baseline, usPerCall,
+    });
   }
   for (const r of results) {
     if (!r.baseline) continue;

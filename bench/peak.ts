@@ -12,3 +12,12 @@ export function measurePeaks(): Promise<Peaks> {
   cached ??= native().measurePeaks();
   return cached;
 }
+
+/**
+ * The streaming-read probe alone (about 0.5 s), for memory-bound results: the read
+ * bandwidth of a shared VM drifts by up to 1.7× within minutes, so a memory-bound case
+ * is also compared with a probe taken right after it.
+ */
+export async function measureReadGBs(): Promise<number> {
+  return (await native().measurePeaks(true)).readGBs;
+}

@@ -59,7 +59,8 @@ export interface NativeAddon {
   simtSelfTest?(name: string, buffers: ArrayBufferView[], arg0?: number, arg1?: number): Promise<void>;
 
   /** Peak fp32 FMA, int8 dot-product and DRAM read rates of the cpu device (all pool threads, current ISA). */
-  measurePeaks(): Promise<NativePeaks>;
+  /** readOnly: only the streaming-read probe (fp32Gflops and int8Gops are 0) */
+  measurePeaks(readOnly?: boolean): Promise<NativePeaks>;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;

@@ -16,6 +16,7 @@ import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp'
 import { createDemoModel, int8, LlamaModel, matmul, synchronize, tensor, type DemoPreset, type WeightFormat } from '../../lib/index.js';
 import { measurePeaks, type Peaks } from '../peak.js';
 import { machineInfo } from '../machine.js';
+import { median } from '../stats.js';
 import { renderPeersChart } from '../chart.js';
 import type { CheckRow, PeerRow } from '../types.js';
 import { updateReadme } from '../readme.js';
@@ -39,11 +40,6 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`Expected a positiv
 const want = (part: string) => !only || only.includes(part);
 const threads = Number(process.env.LLMK_NUM_THREADS ?? 2);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin((i + seed) * 12.9898) * 2);
 

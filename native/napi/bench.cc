@@ -74,7 +74,8 @@ size_t read_buffer_bytes() {
   return want & ~size_t(4095);
 }
 
-Peaks measure() {
+// compute = false measures the read bandwidth only (fp32 and int8 stay 0).
+Peaks measure(bool compute) {
   ThreadPool& pool = cpu_pool();
   const cpu::Isa isa = cpu::isa();
   Peaks p;
@@ -98,8 +99,10 @@ Peaks measure() {
       default: return cpu::isa_scalar::peak_int8(n, s);
     }
   };
-  p.fp32_flops = best_rate(0.05, fma);
-  p.int8_ops = best_rate(0.05, i8);
+  if (compute) {
+    p.fp32_flops = best_rate(0.05, fma);
+    p.int8_ops = best_rate(0.05, i8);
+  }
 
   // Streaming read of a buffer well beyond the L3 (server L3s reach hundreds of
   // MiB). Each thread first-touches and then reads its own slice.
@@ -131,8 +134,9 @@ Peaks measure() {
 Napi::Value MeasurePeaks(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Device* cpu = find_device("cpu");
+    const bool read_only = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
     auto out = std::make_shared<Peaks>();
-    enqueue(cpu, [out] { *out = measure(); });
+    enqueue(cpu, [out, read_only] { *out = measure(!read_only); });
     return sync_promise(info.Env(), cpu, [out](Napi::Env env) -> Napi::Value {
       Napi::Object o = Napi::Object::New(env);
       o.Set("fp32Gflops", out->fp32_flops / 1e9);

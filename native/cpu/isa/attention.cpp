@@ -266,7 +266,11 @@ constexpr int kDecTile = kAttnDecodeKeys;
 // Measured on Zen 5, Sk = 8192 (K+V 33.5 MB, beyond L3), 2 threads: 4 keys ahead
 // 46.7 GB/s, 8: 49.8, 16: 50.9, 32: 50.8; a burst of whole token rows two tiles
 // ahead (a few thousand prefetches at once) 28.5, the staged f32 tiles before 25–26.
-constexpr int kDecAhead = 16;  // keys per softmax step: two f32 score vectors per row (AVX-512)
+// Also tried: blocks of 4 keys × 4 rows reduced by one 16-vector transpose-add tree
+// (+5% with K/V in cache, −12% from DRAM), and the prefetches spread line by line over
+// the dot products (20 GB/s: one row's consecutive lines together stream best). Keep
+// calls out of these loops: a prefetch helper GCC did not inline halved the bandwidth.
+constexpr int kDecAhead = 16;
 
 // W elements of dtype DT (0 f32, 1 f16, 2 bf16) at p as f32; ldx_half: the first W/2
 // (AVX-512 only, where D may be an odd multiple of 8), the rest zero.
