@@ -55,6 +55,8 @@ export interface NativeAddon {
   setCpuIsa(isa: 'avx512' | 'avx2' | 'scalar'): string;
   /** Test hook (simt builds only): set and/or read the simt thread schedule. */
   simtSchedule?(schedule?: 'forward' | 'reverse' | 'random'): string;
+  /** test hook: times the host has waited for the simt stream since start-up */
+  simtHostSyncs?(): number;
   /** Test hook (simt builds only): run an emulator self-test kernel on typed-array buffers. */
   simtSelfTest?(name: string, buffers: ArrayBufferView[], arg0?: number, arg1?: number): Promise<void>;
 

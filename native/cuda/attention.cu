@@ -305,8 +305,12 @@ struct PagedParams {
   const int* seq_lens;
   float* part_o;    // [T · splits, Hq, D]
   float* part_lse;  // [T · splits, Hq], log2 units
-  int Hq, Hkv, D, page_size, max_pages, splits;
+  int Hq, Hkv, D, page_size, max_pages, num_pages, splits;
   float scale_log2;
+  // Device-side validation (no host copy of the tables): atomicMin'd with
+  // tok · (max_pages + 1) + i for a page index blockTable[tok][i] outside the cache, or
+  // + max_pages for seqLens[tok] beyond the table; such keys are skipped.
+  int* error;
 };
 
 template <class T>
@@ -318,7 +322,9 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
   const int kvh = blockIdx.y / groups, h0 = kvh * G + (blockIdx.y % groups) * kGroup;
   const int nh = imin(kGroup, kvh * G + G - h0);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int len = p.seq_lens[tok];
+  const int cap = p.max_pages * p.page_size, len_in = p.seq_lens[tok];
+  if ((len_in < 0 || len_in > cap) && threadIdx.x == 0) atomicMin(p.error, tok * (p.max_pages + 1) + p.max_pages);
+  const int len = len_in < 0 ? 0 : imin(len_in, cap);
   const int per = (len + p.splits - 1) / p.splits, j0 = split * per, j1 = imin(len, j0 + per);
   float qv[kGroup][8], acc[kGroup][8], m[kGroup], l[kGroup];
 #pragma unroll
@@ -335,7 +341,12 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
   }
   const int* bt = p.block_table + (size_t)tok * p.max_pages;
   for (int j = j0 + warp; j < j1; j += 4) {
-    const size_t row = ((size_t)bt[j / p.page_size] * p.page_size + j % p.page_size) * p.Hkv + kvh;
+    const int pg = bt[j / p.page_size];
+    if (pg < 0 || pg >= p.num_pages) {
+      if (lane == 0) atomicMin(p.error, tok * (p.max_pages + 1) + j / p.page_size);
+      continue;
+    }
+    const size_t row = ((size_t)pg * p.page_size + j % p.page_size) * p.Hkv + kvh;
     const T* k = static_cast<const T*>(p.kc) + row * p.D;
     const T* v = static_cast<const T*>(p.vc) + row * p.D;
     float kr[8], vr[8];
@@ -474,7 +485,7 @@ void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const i
 
 void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                             const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
-                            const Tensor& out, const Tensor* lse, cudaStream_t st) {
+                            const Tensor& out, const Tensor* lse, int* error, cudaStream_t st) {
   PagedParams p{};
   p.q = q.raw();
   p.kc = k_cache.raw();
@@ -488,6 +499,8 @@ void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor
   p.D = int(q.dim(2));
   p.page_size = int(k_cache.dim(1));
   p.max_pages = int(block_table.dim(1));
+  p.num_pages = int(k_cache.dim(0));
+  p.error = error;
   p.splits = splits;
   p.scale_log2 = scale * kLog2e;
   const int T = int(q.dim(0)), G = p.Hq / p.Hkv, groups = (G + kGroup - 1) / kGroup;

@@ -3,10 +3,15 @@
 // land in the emulator's fake runtime). Memory comes from the stream-ordered pool
 // (cudaMallocAsync / cudaFreeAsync on the device's stream); every call and launch is
 // checked and failures become llmk::Error, reported at the device's next sync point.
+// Kernels that validate device-resident input (ids, positions, slots, 2:4 groups,
+// finite weights) flag the first bad index in an error slot of their own; the slots
+// are read at the next sync the host makes anyway (synchronize, a download), so a
+// decode step pays no extra round trip for them.
 // check:cuda expects: none (no kernels here)
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -35,8 +40,8 @@ class CudaBackend final : public Backend {
       uint64_t threshold = UINT64_MAX;
       cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
     }
-    LLMK_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&error_), sizeof(int)));
-    reset_error();
+    LLMK_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&error_), kErrorSlots * sizeof(int)));
+    LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, kErrorSlots * sizeof(int), stream_));
     LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   // The process-wide device registry never destroys backends (see core/device.cpp).
@@ -86,11 +91,15 @@ class CudaBackend final : public Backend {
     if (!n) return;
     LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
     LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    check_errors();
   }
   void copy_device(void* dst, const void* src, size_t n) override {
     if (n) LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
   }
-  void synchronize() override { LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void synchronize() override {
+    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    check_errors();
+  }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) override {
     launch_matmul(x, w, bias, y, stream_);
@@ -103,12 +112,11 @@ class CudaBackend final : public Backend {
   }
   void silu_mul(const Tensor& g, const Tensor& u, const Tensor& y) override { launch_silu_mul(g, u, y, stream_); }
   void embedding(const Tensor& table, const Tensor& ids, const Tensor& y) override {
-    launch_embedding(table, ids, y, error_, stream_);
-    if (const int t = take_error(); t != INT_MAX) {
-      int32_t id = 0;
-      LLMK_CUDA_CHECK(cudaMemcpy(&id, ids.data<int32_t>() + t, sizeof(id), cudaMemcpyDeviceToHost));
-      fail(ErrorKind::RangeError, "embedding: expected ids in [0, ", table.dim(0), ") but ids[", t, "] = ", id);
-    }
+    launch_embedding(table, ids, y, error_slot([this, ids, vocab = table.dim(0)](int t) {
+                       const int32_t id = read_i32(ids, t);
+                       fail(ErrorKind::RangeError, "embedding: expected ids in [0, ", vocab, ") but ids[", t, "] = ", id);
+                     }),
+                     stream_);
   }
   void softmax(const Tensor& x, const Tensor& y) override { launch_softmax(x, y, stream_); }
   void argmax(const Tensor& x, const Tensor& y) override { launch_argmax(x, y, stream_); }
@@ -117,22 +125,25 @@ class CudaBackend final : public Backend {
 
   void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
             const KvCacheWrite* cache) override {
-    launch_rope(q, k, positions, cfg, table, cache, error_, stream_);
-    if (const int t = take_error(); t != INT_MAX) {
-      int32_t pos = 0, slot = 0;
-      LLMK_CUDA_CHECK(cudaMemcpy(&pos, positions.data<int32_t>() + t, sizeof(pos), cudaMemcpyDeviceToHost));
-      if (pos < 0) fail(ErrorKind::RangeError, "rope: expected non-negative positions but positions[", t, "] = ", pos);
-      LLMK_CUDA_CHECK(cudaMemcpy(&slot, cache->slots.data<int32_t>() + t, sizeof(slot), cudaMemcpyDeviceToHost));
-      fail(ErrorKind::RangeError, "rope: expected cache slots in [0, ", cache->k_cache.dim(0) * cache->k_cache.dim(1),
-           ") but slots[", t, "] = ", slot);
-    }
+    // The slot tensor and the cache size are kept for the message (cache is null for plain rope).
+    Tensor slots = cache ? cache->slots : Tensor{};
+    const int64_t n_slots = cache ? cache->k_cache.dim(0) * cache->k_cache.dim(1) : 0;
+    launch_rope(q, k, positions, cfg, table, cache, error_slot([this, positions, slots, n_slots](int t) {
+                  const int32_t pos = read_i32(positions, t);
+                  if (pos < 0 || !n_slots)
+                    fail(ErrorKind::RangeError, "rope: expected non-negative positions but positions[", t, "] = ", pos);
+                  fail(ErrorKind::RangeError, "rope: expected cache slots in [0, ", n_slots, ") but slots[", t, "] = ",
+                       read_i32(slots, t));
+                }),
+                stream_);
   }
 
   void int8_quantize_weight(const Tensor& w, const Int8Weight& out) override {
-    launch_int8_quantize_weight(w, out, error_, stream_);
-    if (const int n = take_error(); n != INT_MAX)
-      fail(ErrorKind::RangeError, "int8.quantizeWeight: expected finite values in w but row ", n,
-           " holds NaN or infinite values");
+    launch_int8_quantize_weight(w, out, error_slot([](int n) {
+                                  fail(ErrorKind::RangeError, "int8.quantizeWeight: expected finite values in w but row ", n,
+                                       " holds NaN or infinite values");
+                                }),
+                                stream_);
   }
   void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
                           const Tensor& outlier_mask) override {
@@ -147,19 +158,19 @@ class CudaBackend final : public Backend {
     launch_sparse24_prune(w, norms, out, stream_);
   }
   void sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta) override {
-    launch_sparse24_compress(w, values, meta, error_, stream_);
-    if (const int e = take_error(); e != INT_MAX) {
-      const int64_t G = w.dim(1) / 4, flat = e / 2, n = flat / G, g = flat % G;
-      fail(ErrorKind::RangeError, "sparse24.compress: expected at most 2 non-zeros in every group of 4 but row ", n,
-           " group ", g, " (columns ", 4 * g, "..", 4 * g + 3, ") has ", 3 + e % 2);
-    }
+    launch_sparse24_compress(w, values, meta, error_slot([G = w.dim(1) / 4](int e) {
+                               const int64_t flat = e / 2, n = flat / G, g = flat % G;
+                               fail(ErrorKind::RangeError, "sparse24.compress: expected at most 2 non-zeros in every group of 4 but row ",
+                                    n, " group ", g, " (columns ", 4 * g, "..", 4 * g + 3, ") has ", 3 + e % 2);
+                             }),
+                             stream_);
   }
   void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor& out) override {
-    launch_sparse24_decompress(values, meta, out, error_, stream_);
-    if (const int e = take_error(); e != INT_MAX) {
-      const int64_t G = out.dim(1) / 4;
-      fail(ErrorKind::RangeError, "sparse24.decompress: illegal metadata nibble at row ", e / G, " group ", e % G);
-    }
+    launch_sparse24_decompress(values, meta, out, error_slot([G = out.dim(1) / 4](int e) {
+                                 fail(ErrorKind::RangeError, "sparse24.decompress: illegal metadata nibble at row ", e / G,
+                                      " group ", e % G);
+                               }),
+                               stream_);
   }
   void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias,
                        const Tensor& y) override {
@@ -187,28 +198,25 @@ class CudaBackend final : public Backend {
 
   void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                        const Tensor& seq_lens, const AttentionParams& p, const Tensor& out, const Tensor* lse) override {
+    // Page indices and lengths are checked by the kernel (error slot), so a decode step
+    // never copies the tables back. Splits are sized by the table's capacity.
     const int64_t T = q.dim(0), num_pages = k_cache.dim(0), page_size = k_cache.dim(1), max_pages = block_table.dim(1);
-    const std::vector<int32_t> lens = download<int32_t>(seq_lens), table = download<int32_t>(block_table);
-    int64_t longest = 0;
-    for (int64_t t = 0; t < T; ++t) {
-      LLMK_CHECK(lens[size_t(t)] >= 0 && int64_t(lens[size_t(t)]) <= max_pages * page_size, RangeError,
-                 "pagedAttention: expected seqLens[", t, "] in [0, ", max_pages * page_size,
-                 "] (blockTable columns × pageSize) but received ", lens[size_t(t)]);
-      for (int64_t i = 0; i < (lens[size_t(t)] + page_size - 1) / page_size; ++i) {
-        const int32_t pg = table[size_t(t * max_pages + i)];
-        LLMK_CHECK(pg >= 0 && pg < num_pages, RangeError, "pagedAttention: expected page indices in [0, ", num_pages,
-                   ") but blockTable[", t, "][", i, "] = ", pg);
-      }
-      longest = std::max<int64_t>(longest, lens[size_t(t)]);
-    }
+    const int64_t Hkv = k_cache.dim(2), blocks = std::max<int64_t>(1, T * Hkv), cap = max_pages * page_size;
     // Splits: enough blocks to fill the SMs twice over, never below 256 keys a split.
-    const int64_t Hkv = k_cache.dim(2), blocks = std::max<int64_t>(1, T * Hkv);
-    int splits = p.num_splits > 0 ? p.num_splits
-                                  : int(std::clamp<int64_t>((2 * sms_ + blocks - 1) / blocks, 1, std::max<int64_t>(1, longest / 256)));
+    const int splits = p.num_splits > 0 ? p.num_splits
+                                        : int(std::clamp<int64_t>((2 * sms_ + blocks - 1) / blocks, 1, std::max<int64_t>(1, cap / 256)));
     const size_t n_o = size_t(T) * splits * size_t(q.dim(1)) * size_t(q.dim(2)), n_l = size_t(T) * splits * size_t(q.dim(1));
     float* ws = static_cast<float*>(alloc((n_o + n_l) * sizeof(float)));
+    int* error = error_slot([this, block_table, seq_lens, num_pages, max_pages, cap](int e) {
+      const int64_t t = e / (max_pages + 1), i = e % (max_pages + 1);
+      if (i == max_pages)
+        fail(ErrorKind::RangeError, "pagedAttention: expected seqLens[", t, "] in [0, ", cap,
+             "] (blockTable columns × pageSize) but received ", read_i32(seq_lens, t));
+      fail(ErrorKind::RangeError, "pagedAttention: expected page indices in [0, ", num_pages, ") but blockTable[", t, "][", i,
+           "] = ", read_i32(block_table, t * max_pages + i));
+    });
     try {
-      launch_paged_attention(q, k_cache, v_cache, block_table, seq_lens, splits, p.scale, ws, ws + n_o, out, lse, stream_);
+      launch_paged_attention(q, k_cache, v_cache, block_table, seq_lens, splits, p.scale, ws, ws + n_o, out, lse, error, stream_);
     } catch (...) {
       free(ws, 0);
       throw;
@@ -232,16 +240,33 @@ class CudaBackend final : public Backend {
     LLMK_CHECK(o.back() == total, RangeError, "attention: expected ", name, "[", o.size() - 1, "] = ", total,
                " (the packed token count) but received ", o.back());
   }
-  void reset_error() { LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, sizeof(int), stream_)); }
-  // Reads the kernels' error slot (a sync point: only ops that can see bad
-  // device-resident input pay for it) and re-arms it. 0x7f7f7f7f = no error.
-  int take_error() {
-    int v = 0;
-    LLMK_CUDA_CHECK(cudaMemcpyAsync(&v, error_, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+  // An error slot for the next launch (0x7f7f7f7f = no error; kernels atomicMin the
+  // first bad index into it) and what to report if it is set. When every slot is in
+  // use, the pending ones are checked first (a sync; a decode step needs ~L + 1).
+  int* error_slot(std::function<void(int)> report) {
+    if (pending_.size() == size_t(kErrorSlots)) synchronize();
+    pending_.push_back(std::move(report));
+    return error_ + (pending_.size() - 1);
+  }
+  // With the stream idle: reads the used slots, re-arms them and throws the first error
+  // in launch order.
+  void check_errors() {
+    if (pending_.empty()) return;
+    std::vector<int> v(pending_.size());
+    std::vector<std::function<void(int)>> checks;
+    checks.swap(pending_);
+    LLMK_CUDA_CHECK(cudaMemcpyAsync(v.data(), error_, v.size() * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, v.size() * sizeof(int), stream_));
     LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (v == 0x7f7f7f7f) return INT_MAX;
-    reset_error();
-    return v;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i] != 0x7f7f7f7f) checks[i](v[i]);
+  }
+  // One element of an i32 tensor (error messages only).
+  int32_t read_i32(const Tensor& t, int64_t i) {
+    int32_t x = 0;
+    LLMK_CUDA_CHECK(cudaMemcpyAsync(&x, t.data<int32_t>() + i, sizeof(x), cudaMemcpyDeviceToHost, stream_));
+    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return x;
   }
 
   int ordinal_;
@@ -249,7 +274,9 @@ class CudaBackend final : public Backend {
   int sms_ = 0, cc_ = 0;
   size_t total_ = 0;
   cudaStream_t stream_{};
+  static constexpr int kErrorSlots = 256;
   int* error_ = nullptr;
+  std::vector<std::function<void(int)>> pending_;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 namespace llmk_simt {
 int set_schedule(int s);
 const char* schedule_name(int s);
+long host_syncs();
 }  // namespace llmk_simt
 namespace llmk::simt {
 void run_selftest(const std::string& name, const std::vector<void*>& buffers, int arg0, int arg1);
@@ -64,7 +65,14 @@ Napi::Value SimtSelfTest(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// simtHostSyncs() -> how many times the host has waited for the simt stream
+// (cudaStreamSynchronize) since start-up.
+Napi::Value SimtHostSyncs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(llmk_simt::host_syncs()));
+}
+
 void init_simt_control(Napi::Env env, Napi::Object exports) {
+  exports.Set("simtHostSyncs", Napi::Function::New(env, SimtHostSyncs));
   exports.Set("simtSchedule", Napi::Function::New(env, SimtSchedule));
   exports.Set("simtSelfTest", Napi::Function::New(env, SimtSelfTest));
 }

@@ -2,7 +2,7 @@
 // the expectation and the actual value; never a crash.
 import { describe, expect, it } from 'vitest';
 import {
-  add, argmax, embedding, full, matmul, mul, rmsNorm, siluMul, softmax, synchronize, tensor, zeros,
+  add, argmax, embedding, full, int8, matmul, mul, rmsNorm, rope, siluMul, softmax, sparse24, synchronize, tensor, zeros,
 } from '../../lib/index.js';
 import { DEVICES, nativeForTests } from '../helpers.js';
 
@@ -75,5 +75,30 @@ describe.each(DEVICES)('queued errors on %s', (device) => {
     expect(err!.message).toMatch(/\b4\b/);
     await synchronize(device);
     expect(Array.from(await add(tensor([1], [1], { device }), tensor([2], [1], { device })).toArray())).toEqual([3]);
+  });
+
+  it('device-side checks surface at the next sync in launch order, even when another tensor is read', async () => {
+    // Two bad ops, then a good one whose result is downloaded: the download rejects with
+    // the first bad op's error (its bad id and index), and the device goes on afterwards.
+    const table = tensor(Float32Array.from({ length: 8 }, (_, i) => i + 1), [4, 2], { device });
+    embedding(table, tensor([0, 2, 9], [3], { dtype: 'i32', device }));
+    embedding(table, tensor([-3], [1], { dtype: 'i32', device }));
+    const good = add(tensor([1], [1], { device }), tensor([2], [1], { device }));
+    await expect(good.toArray()).rejects.toThrow(/embedding: expected ids in \[0, 4\) but ids\[2\] = 9/);
+    await synchronize(device);
+    expect(Array.from(await embedding(table, tensor([3], [1], { dtype: 'i32', device })).toArray())).toEqual([7, 8]);
+  });
+
+  it('every device-side check reports through synchronize(): non-finite weights, 2:4 groups, rope positions', async () => {
+    const w = tensor(Float32Array.from({ length: 16 }, (_, i) => (i === 9 ? Number.NaN : i + 1)), [2, 8], { device });
+    int8.quantizeWeight(w);
+    await expect(synchronize(device)).rejects.toThrow(/int8.quantizeWeight: expected finite values in w but (row 1|it holds 1 NaN)/);
+    const dense = new Float32Array(16);
+    dense.set([1, 2, 3], 12);
+    await expect(sparse24.compress(tensor(dense, [2, 8], { device }))).rejects.toThrow(/row 1 group 1 \(columns 4\.\.7\) has 3/);
+    const q = tensor(Float32Array.from({ length: 8 }, (_, i) => i + 1), [1, 1, 8], { device });
+    rope(q, null, tensor([-2], [1], { dtype: 'i32', device }));
+    await expect(synchronize(device)).rejects.toThrow(/rope: expected non-negative positions but positions\[0\] = -2/);
+    await synchronize(device);
   });
 });

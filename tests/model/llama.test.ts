@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createDemoModel, LlamaModel } from '../../lib/index.js';
 import { IncrementalText } from '../../lib/model/engine.js';
-import { compare, DEVICES } from '../helpers.js';
+import { compare, DEVICES, nativeForTests } from '../helpers.js';
 import { readWeights, referenceLogits } from '../reference/llama.js';
 import { pruneRef } from '../reference/sparse24.js';
 
@@ -129,6 +129,24 @@ describe.each(DEVICES)('LlamaModel on %s', (device) => {
       while (!r.done) r = await it.next();
       expect(r.value.finishReason).toBe('abort');
       expect(model.cache.freePages).toBe(free);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
+describe.runIf(DEVICES.includes('simt'))('LlamaModel on the CUDA backend code (simt)', () => {
+  it('a decode step waits for the device only for its uploads and the logits, never per layer', async () => {
+    const model = await LlamaModel.load(dir32, { device: 'simt', dtype: 'f32' });
+    try {
+      const n = nativeForTests();
+      await model.forward([{ seq: 1, tokens: [5, 6, 7] }]);
+      const before = n.simtHostSyncs!();
+      await model.forward([{ seq: 1, tokens: [8] }]);
+      // 6 uploads (ids, positions, slots, block table, lengths, rows to keep), the logits
+      // download and one read of the error slots. Checking embedding ids, rope slots and
+      // page tables per op used to add 1 + 3 per layer.
+      expect(n.simtHostSyncs!() - before).toBeLessThanOrEqual(8);
     } finally {
       await model.dispose();
     }
