@@ -24,6 +24,12 @@ export interface ModelConfig {
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry a bias (Qwen2) */
   attentionBias: boolean;
+  /**
+   * Per layer: the sliding attention window (a token sees the `window` positions ending
+   * at its own), 0 = full attention. Mistral: every layer when sliding_window is set;
+   * Qwen2: layer_types, else layers from max_window_layers on when use_sliding_window.
+   */
+  layerWindows: number[];
   bosTokenId?: number;
   eosTokenIds: number[];
   /** the raw JSON, for fields a caller may want */
@@ -43,6 +49,25 @@ function field<T>(raw: Record<string, unknown>, key: string, check: (v: unknown)
 const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
 const posNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
+// Which layers use sliding-window attention, and the window (Hugging Face semantics:
+// MistralForCausalLM applies sliding_window to every layer; Qwen2 only with
+// use_sliding_window, per layer_types or from max_window_layers on; Llama ignores it).
+function slidingWindows(raw: Record<string, unknown>, arch: Architecture, numLayers: number): number[] {
+  const full = new Array<number>(numLayers).fill(0);
+  if (raw.sliding_window === undefined || raw.sliding_window === null || arch === 'LlamaForCausalLM') return full;
+  const w = field<number>(raw, 'sliding_window', posInt, 'a positive integer or null');
+  if (arch === 'MistralForCausalLM') return raw.use_sliding_window === false ? full : full.map(() => w);
+  if (raw.use_sliding_window !== true) return full;
+  const types = raw.layer_types;
+  if (types !== undefined && types !== null) {
+    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention'))
+      throw new Error(`config.json: expected layer_types to list 'sliding_attention' or 'full_attention' for each of the ${numLayers} layers`);
+    return types.map((t) => (t === 'sliding_attention' ? w : 0));
+  }
+  const from = field<number>(raw, 'max_window_layers', (v) => Number.isInteger(v) && (v as number) >= 0, 'a non-negative integer', 28);
+  return full.map((_, l) => (l >= from ? w : 0));
+}
+
 /** Parses and validates a config.json object. */
 export function parseConfig(raw: Record<string, unknown>): ModelConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('config.json: expected a JSON object');
@@ -60,13 +85,8 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
   const headDim = field<number>(raw, 'head_dim', posInt, 'a positive integer', hiddenSize / numHeads);
   if (!Number.isInteger(headDim) || headDim % 8 !== 0 || headDim > 256)
     throw new Error(`config.json: head dim ${headDim} must be an integer multiple of 8 up to 256`);
-  const slidingWindow = raw.sliding_window;
-  const useSliding = raw.use_sliding_window;
   const maxPos = field<number>(raw, 'max_position_embeddings', posInt, 'a positive integer', 2048);
-  if (typeof slidingWindow === 'number' && useSliding !== false && slidingWindow < maxPos && arch !== 'Qwen2ForCausalLM')
-    throw new Error(`config.json: sliding_window attention (${slidingWindow}) is not supported yet`);
-  if (arch === 'Qwen2ForCausalLM' && useSliding === true)
-    throw new Error('config.json: use_sliding_window=true is not supported yet');
+  const numLayers = field<number>(raw, 'num_hidden_layers', posInt, 'a positive integer');
   const hiddenAct = raw.hidden_act ?? 'silu';
   if (hiddenAct !== 'silu') throw new Error(`config.json: hidden_act '${String(hiddenAct)}' is not supported (expected silu)`);
   const eos = raw.eos_token_id;
@@ -76,7 +96,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
     vocabSize: field(raw, 'vocab_size', posInt, 'a positive integer'),
     hiddenSize,
     intermediateSize: field(raw, 'intermediate_size', posInt, 'a positive integer'),
-    numLayers: field(raw, 'num_hidden_layers', posInt, 'a positive integer'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,
@@ -86,6 +106,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
     maxPositionEmbeddings: maxPos,
     tieWordEmbeddings: field(raw, 'tie_word_embeddings', (v) => typeof v === 'boolean', 'a boolean', false),
     attentionBias: arch === 'Qwen2ForCausalLM' || raw.attention_bias === true,
+    layerWindows: slidingWindows(raw, arch as Architecture, numLayers),
     bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : undefined,
     eosTokenIds,
     raw,

@@ -269,7 +269,7 @@ export class LlamaModel {
         const k = keep(keep(linear(x, L.k, L.kBias)).reshape([T, c.numKvHeads, c.headDim]));
         const v = keep(keep(linear(x, L.v, L.vBias)).reshape([T, c.numKvHeads, c.headDim]));
         ropeAndCache(q, k, v, tPos, { kCache: this.cache.k[l], vCache: this.cache.v[l], slots: tSlots }, this.ropeOptions);
-        const att = keep(pagedAttention(q, this.cache.k[l], this.cache.v[l], tBt, tLens).out);
+        const att = keep(pagedAttention(q, this.cache.k[l], this.cache.v[l], tBt, tLens, { window: c.layerWindows[l] }).out);
         const o = keep(linear(keep(att.reshape([T, c.numHeads * c.headDim])), L.o));
         h = keep(add(h, o));
         const x2 = keep(rmsNorm(h, L.postNorm, eps));

@@ -28,6 +28,12 @@ export interface PagedAttentionOptions {
   returnLse?: boolean;
   /** KV splits per (sequence, kv head) for flash-decoding; default: chosen from the work size */
   numSplits?: number;
+  /**
+   * Sliding-window attention (Mistral): a row of length len sees only its last `window`
+   * keys, j >= len − window (a token attends to positions i − window < j <= i); 0 or
+   * absent: every key.
+   */
+  window?: number;
 }
 
 export interface AttentionResult {
@@ -115,11 +121,12 @@ export function flashAttentionVarlen(
 
 /**
  * Decode step over a paged KV cache (flash-decoding): q[T,Hq,D] holds one query per
- * sequence, which sees all seqLens[t] cached tokens of its sequence. Caches are
- * [numPages, pageSize, Hkv, D] (as written by ropeAndCache); blockTable i32[T, maxPages]
- * names the page of tokens i·pageSize…; any pageSize works (the kernel's KV tile is 64
- * keys; a multiple of 64 keeps every tile on one page run). Long sequences are split
- * across threads; partial outputs are merged by their log-sum-exp.
+ * sequence, which sees all seqLens[t] cached tokens of its sequence (or the last
+ * opts.window of them). Caches are [numPages, pageSize, Hkv, D] (as written by
+ * ropeAndCache); blockTable i32[T, maxPages] names the page of tokens i·pageSize…; any
+ * pageSize works (the cpu kernel takes 32 keys per softmax step and reads K/V in place,
+ * so pages need not align with it). Long sequences are split across threads (cpu) or
+ * thread blocks (CUDA); partial outputs are merged by their log-sum-exp.
  * Page indices and lengths are checked on the device (a bad one fails at the next sync).
  */
 export function pagedAttention(
@@ -134,6 +141,8 @@ export function pagedAttention(
   checkScale(opts);
   if (opts.numSplits !== undefined && (!Number.isInteger(opts.numSplits) || opts.numSplits < 0 || opts.numSplits > 65536))
     throw new RangeError(`Expected an integer opts.numSplits in [0, 65536] but received ${describe(opts.numSplits)}`);
+  if (opts.window !== undefined && (!Number.isInteger(opts.window) || opts.window < 0 || opts.window > 2 ** 31 - 1))
+    throw new RangeError(`Expected a non-negative integer opts.window (0 = no window) but received ${describe(opts.window)}`);
   assertRank(q, 'q', 3, '[T, Hq, D]');
   assertTensorDType(q, 'q', FLOAT_DTYPES);
   const [T, Hq, D] = q.shape;

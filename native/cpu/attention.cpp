@@ -184,8 +184,10 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   // they save.
   std::vector<int> splits(static_cast<size_t>(T));
   std::vector<int64_t> part_base(size_t(T) + 1, 0);
+  // Keys a row sees: [first(t), lens[t]) — all of them, or the last p.window (sliding window).
+  auto first = [&](int64_t t) -> int64_t { return p.window > 0 ? std::max<int64_t>(0, lens[t] - p.window) : 0; };
   for (int64_t t = 0; t < T; ++t) {
-    const int64_t tiles = std::max<int64_t>(1, (lens[t] + kAttnDecodeKeys - 1) / kAttnDecodeKeys);
+    const int64_t tiles = std::max<int64_t>(1, (lens[t] - first(t) + kAttnDecodeKeys - 1) / kAttnDecodeKeys);
     const int64_t s = p.num_splits > 0 ? p.num_splits
                                        : std::min<int64_t>((4 * threads + T - 1) / T, std::max<int64_t>(1, tiles / 4));
     splits[size_t(t)] = int(std::clamp<int64_t>(s, 1, tiles));
@@ -209,9 +211,9 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const int64_t kernel_floats = attn_decode_scratch_floats(Hq, D);
   run_tasks(int64_t(tasks.size()), kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
     const auto [t, split] = tasks[size_t(ti)];
-    const int64_t len = lens[t], ns = splits[size_t(t)];
-    const int64_t tiles = (len + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
-    const int64_t k0 = tiles * split / ns * kAttnDecodeKeys, k1 = std::min(len, tiles * (split + 1) / ns * kAttnDecodeKeys);
+    const int64_t len = lens[t], ns = splits[size_t(t)], f = first(t);
+    const int64_t tiles = (len - f + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
+    const int64_t k0 = f + tiles * split / ns * kAttnDecodeKeys, k1 = std::min(len, f + tiles * (split + 1) / ns * kAttnDecodeKeys);
     float* tail = scratch + kernel_floats;
     auto* qrows = reinterpret_cast<const char**>(tail);
     auto* orows = reinterpret_cast<void**>(tail + 2 * Hq);

@@ -306,6 +306,7 @@ struct PagedParams {
   float* part_o;    // [T · splits, Hq, D]
   float* part_lse;  // [T · splits, Hq], log2 units
   int Hq, Hkv, D, page_size, max_pages, num_pages, splits;
+  int window;  // > 0: a row sees its last `window` keys only
   float scale_log2;
   // Device-side validation (no host copy of the tables): atomicMin'd with
   // tok · (max_pages + 1) + i for a page index blockTable[tok][i] outside the cache, or
@@ -325,7 +326,8 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
   const int cap = p.max_pages * p.page_size, len_in = p.seq_lens[tok];
   if ((len_in < 0 || len_in > cap) && threadIdx.x == 0) atomicMin(p.error, tok * (p.max_pages + 1) + p.max_pages);
   const int len = len_in < 0 ? 0 : imin(len_in, cap);
-  const int per = (len + p.splits - 1) / p.splits, j0 = split * per, j1 = imin(len, j0 + per);
+  const int first = p.window > 0 && len > p.window ? len - p.window : 0;
+  const int per = (len - first + p.splits - 1) / p.splits, j0 = first + split * per, j1 = imin(len, j0 + per);
   float qv[kGroup][8], acc[kGroup][8], m[kGroup], l[kGroup];
 #pragma unroll
   for (int x = 0; x < kGroup; ++x) {
@@ -485,7 +487,7 @@ void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const i
 
 void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                             const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
-                            const Tensor& out, const Tensor* lse, int* error, cudaStream_t st) {
+                            const Tensor& out, const Tensor* lse, int window, int* error, cudaStream_t st) {
   PagedParams p{};
   p.q = q.raw();
   p.kc = k_cache.raw();
@@ -502,6 +504,7 @@ void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor
   p.num_pages = int(k_cache.dim(0));
   p.error = error;
   p.splits = splits;
+  p.window = window;
   p.scale_log2 = scale * kLog2e;
   const int T = int(q.dim(0)), G = p.Hq / p.Hkv, groups = (G + kGroup - 1) / kGroup;
   if (!T) return;

@@ -203,8 +203,9 @@ class CudaBackend final : public Backend {
     const int64_t T = q.dim(0), num_pages = k_cache.dim(0), page_size = k_cache.dim(1), max_pages = block_table.dim(1);
     const int64_t Hkv = k_cache.dim(2), blocks = std::max<int64_t>(1, T * Hkv), cap = max_pages * page_size;
     // Splits: enough blocks to fill the SMs twice over, never below 256 keys a split.
+    const int64_t span = p.window > 0 ? std::min<int64_t>(cap, p.window) : cap;  // keys a row can see
     const int splits = p.num_splits > 0 ? p.num_splits
-                                        : int(std::clamp<int64_t>((2 * sms_ + blocks - 1) / blocks, 1, std::max<int64_t>(1, cap / 256)));
+                                        : int(std::clamp<int64_t>((2 * sms_ + blocks - 1) / blocks, 1, std::max<int64_t>(1, span / 256)));
     const size_t n_o = size_t(T) * splits * size_t(q.dim(1)) * size_t(q.dim(2)), n_l = size_t(T) * splits * size_t(q.dim(1));
     float* ws = static_cast<float*>(alloc((n_o + n_l) * sizeof(float)));
     int* error = error_slot([this, block_table, seq_lens, num_pages, max_pages, cap](int e) {
@@ -216,7 +217,8 @@ class CudaBackend final : public Backend {
            "] = ", read_i32(block_table, t * max_pages + i));
     });
     try {
-      launch_paged_attention(q, k_cache, v_cache, block_table, seq_lens, splits, p.scale, ws, ws + n_o, out, lse, error, stream_);
+      launch_paged_attention(q, k_cache, v_cache, block_table, seq_lens, splits, p.scale, ws, ws + n_o, out, lse, p.window,
+                             error, stream_);
     } catch (...) {
       free(ws, 0);
       throw;

@@ -39,6 +39,6 @@ void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const i
 // part_o: f32 [T·splits, Hq, D], part_lse: f32 [T·splits, Hq] workspace.
 void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                             const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
-                            const Tensor& out, const Tensor* lse, int* error, cudaStream_t stream);
+                            const Tensor& out, const Tensor* lse, int window, int* error, cudaStream_t stream);
 
 }  // namespace llmk::LLMK_DEVICE_NS

@@ -39,6 +39,14 @@ AttnOpts parse_opts(const Napi::Value& v, int64_t D) {
                "Expected an integer opts.numSplits in [0, 65536] but received ", d);
     o.p.num_splits = int(d);
   }
+  Napi::Value w = obj.Get("window");
+  if (!w.IsUndefined()) {
+    LLMK_CHECK(w.IsNumber(), TypeError, "Expected a number for opts.window");
+    const double d = w.As<Napi::Number>().DoubleValue();
+    LLMK_CHECK(d == std::floor(d) && d >= 0 && d <= 2147483647.0, RangeError,
+               "Expected a non-negative integer opts.window (0 = no window) but received ", d);
+    o.p.window = int(d);
+  }
   return o;
 }
 

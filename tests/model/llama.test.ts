@@ -1,7 +1,7 @@
 // The decoder end to end on the tiny demo model: logits against the independent fp64
 // reference (tests/reference/llama.ts) for every weight format, incremental decoding
 // vs recomputation, continuous batching vs sequences run alone, aborts, bad input.
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,15 @@ function prunedWeights(dir: string): Map<string, Float64Array> {
   return out;
 }
 
+/** A copy of a model directory with config.json fields replaced. */
+function configVariant(src: string, patch: Record<string, unknown>): string {
+  const d = mkdtempSync(join(tmpdir(), 'llmk-variant-'));
+  for (const f of readdirSync(src)) copyFileSync(join(src, f), join(d, f));
+  const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+  writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, ...patch }));
+  return d;
+}
+
 describe.each(DEVICES)('LlamaModel on %s', (device) => {
   it.each([
     ['f32 dense', 'f32', 'dense', 2e-5],
@@ -68,6 +77,28 @@ describe.each(DEVICES)('LlamaModel on %s', (device) => {
       expect(s.nonFinite).toBe(0);
       expect(s.relNorm, label).toBeLessThanOrEqual(tol);
       if (weights === 'sparse24') expect(warnings.join()).toMatch(/pruned by magnitude/);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it.each([
+    ['Mistral, sliding_window 5 on every layer', 'mistral', { architectures: ['MistralForCausalLM'], sliding_window: 5 }],
+    ['Qwen2, use_sliding_window from layer 1 (max_window_layers)', 'qwen', { use_sliding_window: true, sliding_window: 3, max_window_layers: 1 }],
+    ['Qwen2, layer_types', 'qwen', { use_sliding_window: true, sliding_window: 4, layer_types: ['sliding_attention', 'full_attention'] }],
+  ] as const)('%s: logits match the fp64 reference with the window', async (label, base, patch) => {
+    const dir = configVariant(base === 'qwen' ? dirQwen : dir32, patch);
+    const model = await LlamaModel.load(dir, { device, dtype: 'f32' });
+    try {
+      expect(model.config.layerWindows.some((w) => w > 0)).toBe(true);
+      const tokens = model.tokenizer.encode(PROMPT);
+      expect(tokens.length).toBeGreaterThan(12);
+      const ref = referenceLogits(dir, tokens);
+      const s = compare(await model.logits(tokens), ref);
+      expect(s.nonFinite).toBe(0);
+      expect(s.relNorm, label).toBeLessThanOrEqual(2e-5);
+      // the window changes the result for this prompt (else the check above proves nothing)
+      expect(compare(Float32Array.from(ref), referenceLogits(base === 'qwen' ? dirQwen : dir32, tokens)).relNorm).toBeGreaterThan(1e-3);
     } finally {
       await model.dispose();
     }

@@ -84,6 +84,13 @@ describe('model loading', () => {
     expect(() => parseConfig({ ...cfg, num_key_value_heads: 3 })).toThrow(/multiple of num_key_value_heads \(3\)/);
     expect(() => parseConfig({ ...cfg, hidden_act: 'gelu' })).toThrow(/hidden_act 'gelu' is not supported/);
     expect(() => parseConfig({ ...cfg, rope_scaling: { type: 'longrope', factor: 2 } })).toThrow(/Unsupported rope_scaling type/);
+    const mistral = { ...cfg, architectures: ['MistralForCausalLM'] };
+    expect(() => parseConfig({ ...mistral, sliding_window: 0 })).toThrow(/expected a positive integer or null for sliding_window but found 0/);
+    expect(parseConfig({ ...mistral, sliding_window: null }).layerWindows.every((w) => w === 0)).toBe(true);
+    expect(parseConfig({ ...cfg, sliding_window: 4 }).layerWindows.every((w) => w === 0)).toBe(true); // Llama ignores it
+    expect(() => parseConfig({ ...cfg, architectures: ['Qwen2ForCausalLM'], use_sliding_window: true, sliding_window: 4, layer_types: ['full_attention'] })).toThrow(
+      /expected layer_types to list 'sliding_attention' or 'full_attention' for each of the 2 layers/,
+    );
     const d1 = copyModel('badconfig');
     writeFileSync(join(d1, 'config.json'), '{ not json');
     await expect(LlamaModel.load(d1, { device: 'cpu' })).rejects.toThrow(/Malformed .*config.json/);

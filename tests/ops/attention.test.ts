@@ -213,6 +213,46 @@ async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D
 }
 
 describe.each(DEVICES)('pagedAttention on %s', (device) => {
+  it.each([
+    ['f16', 100, 16],
+    ['f32', 37, 5],
+  ] as const)('%s sliding window %i (page size %i): each row sees only its last window keys', async (dtype, window, pageSize) => {
+    const lens = [1, 339, 0, 700, window, window + 1];
+    const T = lens.length;
+    const [Hq, Hkv, D] = [8, 2, 64];
+    const p = pagedSetup(lens, pageSize, Hkv, D, dtype, 77 + window);
+    const q = quantizeTo(randn(T * Hq * D, 6), dtype);
+    const o = { device, dtype };
+    const args = [
+      tensor(q, [T, Hq, D], o), tensor(p.kc, [p.numPages, pageSize, Hkv, D], o), tensor(p.vc, [p.numPages, pageSize, Hkv, D], o),
+      tensor(p.table, [T, p.maxPages], { device }), tensor(Int32Array.from(lens), [T], { device }),
+    ] as const;
+    const full = (await pagedAttention(...args).out.toArray()) as Float32Array;
+    for (const numSplits of [1, 3, undefined]) {
+      const out = (await pagedAttention(...args, { window, numSplits }).out.toArray()) as Float32Array;
+      for (let t = 0; t < T; t++) {
+        const slice = (a: Float32Array) => a.subarray(t * Hq * D, (t + 1) * Hq * D);
+        if (lens[t] === 0) {
+          expect(Array.from(slice(out)).every((x) => x === 0)).toBe(true);
+          continue;
+        }
+        const s = { B: 1, Sq: 1, Sk: lens[t], Hq, Hkv, D, causal: false, window };
+        const rowQ = q.subarray(t * Hq * D, (t + 1) * Hq * D);
+        const k = p.gather(p.kc, t);
+        const v = p.gather(p.vc, t);
+        const ref = attentionRef(rowQ, k, v, s);
+        const bound = 2 * compare(attentionNaive(rowQ, k, v, s, dtype), ref.out).maxAbs + 1e-5;
+        const e = compare(slice(out), ref.out);
+        expect(e.nonFinite).toBe(0);
+        expect(e.maxAbs, `seq ${t} splits ${numSplits}`).toBeLessThanOrEqual(bound);
+        // rows longer than the window must differ from attending to everything
+        if (lens[t] > window) expect(compare(slice(out), slice(full)).maxAbs, `seq ${t} window applied`).toBeGreaterThan(10 * bound);
+        else expect(compare(slice(out), slice(full)).maxAbs).toBeLessThanOrEqual(ULP2[dtype]);
+      }
+    }
+    await expect(async () => pagedAttention(...args, { window: -1 })).rejects.toThrow(/non-negative integer opts.window .* received -1/);
+  });
+
   describe.each(DTYPES)('%s', (dtype) => {
     it.each([
       [16, 128, 8, 2],

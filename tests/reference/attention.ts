@@ -16,6 +16,8 @@ export interface AttnShape {
   D: number;
   causal: boolean;
   scale?: number;
+  /** sliding window: a row sees only the `window` keys ending at its last visible one */
+  window?: number;
 }
 
 function run(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape, round: (x: number) => number) {
@@ -31,9 +33,10 @@ function run(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s
       for (let i = 0; i < Sq; i++) {
         const qo = ((b * Sq + i) * Hq + h) * D;
         const last = s.causal ? i + Sk - Sq : Sk - 1;
+        const first = s.window ? last - s.window + 1 : 0;
         let mx = -Infinity;
         for (let j = 0; j < Sk; j++) {
-          if (j > last) {
+          if (j > last || j < first) {
             p[j] = -Infinity;
             continue;
           }
@@ -50,11 +53,11 @@ function run(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s
         }
         let sum = 0;
         for (let j = 0; j < Sk; j++) {
-          p[j] = j > last ? 0 : round(Math.exp(p[j] - mx));
+          p[j] = j > last || j < first ? 0 : round(Math.exp(p[j] - mx));
           sum = round(sum + p[j]);
         }
         lse[(b * Hq + h) * Sq + i] = mx + Math.log(sum);
-        for (let j = 0; j <= Math.min(last, Sk - 1); j++) {
+        for (let j = Math.max(0, first); j <= Math.min(last, Sk - 1); j++) {
           const w = round(p[j] / sum);
           const vo = ((b * Sk + j) * Hkv + kh) * D;
           for (let d = 0; d < D; d++) out[oo + d] = round(out[oo + d] + round(w * v[vo + d]));

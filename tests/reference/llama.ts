@@ -105,7 +105,18 @@ export function referenceLogits(dir: string, tokens: number[], override?: Map<st
   let h: Mat = { data: new Float64Array(T * H), rows: T, cols: H };
   tokens.forEach((id, t) => h.data.set(emb.data.subarray(id * H, (id + 1) * H), t * H));
   const hasBias = W.has('model.layers.0.self_attn.q_proj.bias');
+  // Sliding window per layer, as transformers' Mistral and Qwen2 attention masks do:
+  // query i sees key j iff j <= i and i − j < window.
+  const arch = cfg.architectures[0];
+  const windowOf = (l: number): number => {
+    if (cfg.sliding_window == null || arch === 'LlamaForCausalLM') return Infinity;
+    if (arch === 'MistralForCausalLM') return cfg.use_sliding_window === false ? Infinity : cfg.sliding_window;
+    if (cfg.use_sliding_window !== true) return Infinity;
+    if (cfg.layer_types) return cfg.layer_types[l] === 'sliding_attention' ? cfg.sliding_window : Infinity;
+    return l >= (cfg.max_window_layers ?? 28) ? cfg.sliding_window : Infinity;
+  };
   for (let l = 0; l < cfg.num_hidden_layers; l++) {
+    const win = windowOf(l);
     const p = `model.layers.${l}`;
     const x = rmsnorm(h, get(`${p}.input_layernorm.weight`).data, eps);
     const q = linear(x, get(`${p}.self_attn.q_proj.weight`), hasBias ? get(`${p}.self_attn.q_proj.bias`) : undefined);
@@ -119,7 +130,8 @@ export function referenceLogits(dir: string, tokens: number[], override?: Map<st
       const kv = Math.floor(hh / group);
       for (let i = 0; i < T; i++) {
         const scores: number[] = [];
-        for (let j = 0; j <= i; j++) {
+        const j0 = Math.max(0, i - win + 1);
+        for (let j = j0; j <= i; j++) {
           let s = 0;
           for (let d = 0; d < D; d++) s += q.data[i * q.cols + hh * D + d] * k.data[j * k.cols + kv * D + d];
           scores.push(s / Math.sqrt(D));
@@ -129,7 +141,7 @@ export function referenceLogits(dir: string, tokens: number[], override?: Map<st
         const z = e.reduce((a, b) => a + b, 0);
         for (let d = 0; d < D; d++) {
           let o = 0;
-          for (let j = 0; j <= i; j++) o += (e[j] / z) * v.data[j * v.cols + kv * D + d];
+          for (let j = j0; j <= i; j++) o += (e[j - j0] / z) * v.data[j * v.cols + kv * D + d];
           att.data[i * att.cols + hh * D + d] = o;
         }
       }

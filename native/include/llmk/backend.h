@@ -38,6 +38,7 @@ struct AttentionParams {
   float scale = 0;       // softmax scale (finite), usually 1/sqrt(D)
   bool causal = false;   // bottom-right aligned: query i of Sq sees keys j <= i + Sk − Sq
   int num_splits = 0;    // paged decode: KV splits per (sequence, kv head); 0 = the backend chooses
+  int window = 0;        // paged: a row of length len sees keys j >= len − window only (0 = all keys)
 };
 
 struct DeviceInfo {
