@@ -47,7 +47,19 @@ export class Sampler {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
-  /** Picks the next token from `logits` (modified in place) given the context so far. */
+  /**
+   * Picks the next token from `logits` (modified in place) given the context so far.
+   * Semantics (HF-style, in this order): candidates sorted by logit; top-k keeps the k
+   * best; probabilities softmax(logit / temperature) over those; min-p drops tokens
+   * below minP × the best one's probability; top-p keeps the shortest prefix whose
+   * probability reaches topP; one token is drawn from what is left.
+   * Only the weights w = exp((logit − max) / temperature) of tokens that can survive
+   * are sorted (numerically, no index comparator): those with w >= t for a threshold t
+   * lowered until the set provably holds the top-k / the nucleus / the min-p
+   * survivors. The kept set is then drawn from in index order, which leaves the
+   * distribution as stated (sorting indices by a comparator cost ~9 ms per token at
+   * 32 000 tokens).
+   */
   sample(logits: Float32Array, context: readonly number[]): number {
     const pen = this.o.repetitionPenalty ?? 1;
     if (pen !== 1)
@@ -56,41 +68,86 @@ export class Sampler {
         logits[id] = l > 0 ? l / pen : l * pen;
       }
     const temp = this.o.temperature ?? 0.8;
-    if (temp === 0) {
-      let best = 0;
-      for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-      return best;
+    const V = logits.length;
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i] > logits[best] || Number.isNaN(logits[best])) best = i;
+    const mx = logits[best];
+    if (temp === 0 || !Number.isFinite(mx)) return best; // greedy; or a +inf logit wins, all −inf / NaN: the first
+    const w = new Float64Array(V);
+    let total = 0;
+    for (let i = 0; i < V; i++) {
+      const x = Math.exp((logits[i] - mx) / temp); // NaN logits get NaN: never a candidate
+      w[i] = x;
+      if (x > 0) total += x;
     }
-    // Candidates sorted by logit; softmax at the temperature over the survivors.
-    let idx = Array.from(logits.keys());
     const topK = this.o.topK ?? 0;
-    idx.sort((a, b) => logits[b] - logits[a]);
-    if (topK > 0 && topK < idx.length) idx = idx.slice(0, topK);
-    const mx = logits[idx[0]];
-    let probs = idx.map((i) => Math.exp((logits[i] - mx) / temp));
-    let z = probs.reduce((a, b) => a + b, 0);
-    probs = probs.map((p) => p / z);
-    const minP = this.o.minP ?? 0;
-    let keep = probs.length;
-    if (minP > 0) keep = Math.max(1, probs.findIndex((p) => p < minP * probs[0]) === -1 ? keep : probs.findIndex((p) => p < minP * probs[0]));
     const topP = this.o.topP ?? 1;
+    const minP = this.o.minP ?? 0;
+    if ((topK === 0 || topK >= V) && topP >= 1 && minP === 0) return this.draw(w, 0, 0, total, best);
+    // Candidates {i : w[i] >= t}: with topK, enough of them; without, enough mass for
+    // the nucleus (topP of the total) and every min-p survivor (w >= minP).
+    let t = minP > 0 ? minP : 1 / 1024;
+    let cw: Float64Array;
+    for (;;) {
+      let count = 0;
+      let mass = 0;
+      for (let i = 0; i < V; i++)
+        if (w[i] >= t) {
+          count++;
+          mass += w[i];
+        }
+      const enough = topK > 0 ? count >= topK : topP >= 1 || minP > 0 || mass >= topP * total;
+      if (enough || t < 1e-300 || count === V) {
+        cw = new Float64Array(count);
+        for (let i = 0, c = 0; i < V; i++) if (w[i] >= t) cw[c++] = w[i];
+        break;
+      }
+      t /= 64;
+    }
+    // The candidates' weights sorted (native numeric sort, read from the end): the
+    // filters need values only.
+    cw.sort();
+    const at = (r: number) => cw[cw.length - 1 - r]; // the r-th largest
+    let n = topK > 0 && topK < cw.length ? topK : cw.length;
+    let z0 = total; // normalizer: every token's mass, or the top-k set's
+    if (topK > 0 && topK < V) {
+      z0 = 0;
+      for (let r = 0; r < n; r++) z0 += at(r);
+    }
+    if (minP > 0) {
+      let r = 0;
+      while (r < n && at(r) >= minP) r++; // the best token has w = 1
+      n = Math.max(1, r);
+    }
     if (topP < 1) {
       let acc = 0;
-      for (let i = 0; i < keep; i++) {
-        acc += probs[i];
+      for (let r = 0; r < n; r++) {
+        acc += at(r) / z0;
         if (acc >= topP) {
-          keep = i + 1;
+          n = r + 1;
           break;
         }
       }
     }
-    z = 0;
-    for (let i = 0; i < keep; i++) z += probs[i];
+    const cut = at(n - 1);
+    let ties = 0; // tokens of weight == cut inside the kept prefix (ties are taken by index)
+    for (let r = n - 1; r >= 0 && at(r) === cut; r--) ties++;
+    let z = 0;
+    for (let r = 0; r < n; r++) z += at(r);
+    return this.draw(w, cut, ties, z, best);
+  }
+
+  /** Draws i with probability w[i] / z among {w > cut} and the first `ties` of {w == cut}, in index order. */
+  private draw(w: Float64Array, cut: number, ties: number, z: number, fallback: number): number {
     let r = this.random() * z;
-    for (let i = 0; i < keep; i++) {
-      r -= probs[i];
-      if (r <= 0) return idx[i];
+    let last = fallback;
+    for (let i = 0, tie = 0; i < w.length; i++) {
+      const x = w[i];
+      if (!(x > cut || (x === cut && tie++ < ties))) continue;
+      last = i;
+      r -= x;
+      if (r <= 0) return i;
     }
-    return idx[keep - 1];
+    return last;
   }
 }
