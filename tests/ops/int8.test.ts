@@ -147,6 +147,9 @@ describe.each(DEVICES)('int8 on %s', (device) => {
         }
     // Several row blocks of the cpu GEMM (768 KiB of int8 rows each: 256 rows at K = 3000).
     if (device === 'cpu') shapes.push([300, 3000, 40, 'f16', true]);
+    // Decode tiles of 1–2 rows stream weight rows one at a time, 256 bytes per step
+    // plus a masked tail: K = 300 and 1000 exercise both parts, N = 13 a clamped edge tile.
+    shapes.push([1, 300, 13, 'f32', true], [2, 1000, 13, 'f16', false], [2, 64, 7, 'f32', true]);
     it('every shape of the grid, f16 and f32, with and without bias', async () => {
       useIsa(isa);
       for (const [M, K, N, dtype, withBias] of shapes) {

@@ -18,6 +18,7 @@ interface Case {
 const SHAPES: Case[] = [
   { M: 1, K: 1, N: 1, bias: false },
   { M: 1, K: 300, N: 200, bias: true },
+  { M: 2, K: 701, N: 13, bias: false },
   { M: 3, K: 1, N: 5, bias: true },
   { M: 5, K: 17, N: 1, bias: false },
   { M: 8, K: 129, N: 67, bias: true },

@@ -66,6 +66,38 @@ inline size_t dtype_bytes(int dtype) { return dtype == 0 ? 4 : 2; }
 template <int MR, int NR>
 __attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* const* wr, int64_t K, int32_t (&out)[MR][NR]) {
 #if defined(__AVX512VNNI__)
+  if constexpr (MR <= 2) {
+    // Decode (1–2 activation rows): the tile's weight rows one after another, so each
+    // thread reads its weights as one sequential stream — this Zen 5 VM serves that
+    // faster than NR interleaved rows (1b int8 decode step, in-process A/B: 26.2 vs
+    // 30.8 ms) — with four partial sums per row and the next row in memory prefetched
+    // line by line as this one is read (past the last row it touches nothing:
+    // prefetches never fault).
+    for (int j = 0; j < NR; ++j) {
+      const int8_t* w = wr[j];
+      const uintptr_t next = reinterpret_cast<uintptr_t>(w) + size_t(K);  // integer: may point past the weights
+      __m512i a[MR][4];
+      for (int i = 0; i < MR; ++i)
+        for (int u = 0; u < 4; ++u) a[i][u] = _mm512_setzero_si512();
+      int64_t k = 0;
+      for (; k + 256 <= K; k += 256) {
+        for (int b = 0; b < 256; b += 64) _mm_prefetch(reinterpret_cast<const char*>(next + size_t(k + b)), _MM_HINT_T0);
+        for (int u = 0; u < 4; ++u) {
+          const __m512i wv = _mm512_loadu_si512(w + k + 64 * u);
+          for (int i = 0; i < MR; ++i) a[i][u] = _mm512_dpbusd_epi32(a[i][u], _mm512_loadu_si512(xr[i] + k + 64 * u), wv);
+        }
+      }
+      for (; k < K; k += 64) {
+        const __mmask64 wmask = K - k >= 64 ? ~__mmask64(0) : ~__mmask64(0) >> (64 - (K - k));
+        _mm_prefetch(reinterpret_cast<const char*>(next + size_t(k)), _MM_HINT_T0);
+        const __m512i wv = _mm512_maskz_loadu_epi8(wmask, w + k);
+        for (int i = 0; i < MR; ++i) a[i][0] = _mm512_dpbusd_epi32(a[i][0], _mm512_loadu_si512(xr[i] + k), wv);
+      }
+      for (int i = 0; i < MR; ++i)
+        out[i][j] = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a[i][0], a[i][1]), _mm512_add_epi32(a[i][2], a[i][3])));
+    }
+    return;
+  }
   __m512i acc[MR][NR];
   _Pragma("GCC unroll 32")
   for (int i = 0; i < MR; ++i)
@@ -78,16 +110,6 @@ __attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* 
     __m512i xv[MR];
     _Pragma("GCC unroll 32")
     for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_si512(xr[i] + k);
-    // Decode (a tile of 1–2 rows reads each weight byte once): the rows are short
-    // streams (K bytes each, 2 KiB in a 1B model) that the hardware prefetcher keeps
-    // restarting, so the same line of the next tile's rows (rows n + NR + j, NR·K
-    // bytes on) is prefetched as this one is read. Past the last tile it touches
-    // nothing: prefetches never fault.
-    if constexpr (MR <= 2) {
-      _Pragma("GCC unroll 32")
-      for (int j = 0; j < NR; ++j)  // address arithmetic on integers: it may point past the weights
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wr[j]) + size_t(NR) * K + size_t(k)), _MM_HINT_T0);
-    }
     _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) {
       const __m512i wv = _mm512_maskz_loadu_epi8(wmask, wr[j] + k);
