@@ -45,8 +45,10 @@ const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i
 
 /**
  * Times each contender in turn, `rounds` times: a block of `perBlock` calls each, a
- * pause between blocks so the other side's spinning pool threads settle. Returns the
- * median ms per call over all blocks.
+ * pause between blocks so the other side's spinning pool threads settle, then two
+ * untimed calls so each block measures the steady state a busy server sees (caches,
+ * TLBs and clocks are cold right after an idle pause on this VM). Returns the median
+ * ms per call over all blocks.
  */
 async function alternate(fns: Record<string, () => Promise<void>>, perBlock: number): Promise<Record<string, number>> {
   const times: Record<string, number[]> = {};
@@ -57,6 +59,8 @@ async function alternate(fns: Record<string, () => Promise<void>>, perBlock: num
   for (let r = 0; r < rounds; r++)
     for (const [k, f] of Object.entries(fns)) {
       await sleep(20);
+      await f();
+      await f();
       for (let i = 0; i < perBlock; i++) {
         const t0 = performance.now();
         await f();
