@@ -15,6 +15,16 @@ struct AttnOpts {
   bool return_lse = false;
 };
 
+// An optional integer option in [0, hi] (0 when absent).
+int int_option(const Napi::Object& obj, const char* name, double hi, const char* expected) {
+  Napi::Value v = obj.Get(name);
+  if (v.IsUndefined()) return 0;
+  LLMK_CHECK(v.IsNumber(), TypeError, "Expected a number for opts.", name);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  LLMK_CHECK(d == std::floor(d) && d >= 0 && d <= hi, RangeError, "Expected ", expected, " but received ", d);
+  return int(d);
+}
+
 AttnOpts parse_opts(const Napi::Value& v, int64_t D) {
   AttnOpts o;
   o.p.scale = float(1.0 / std::sqrt(double(D)));
@@ -31,22 +41,8 @@ AttnOpts parse_opts(const Napi::Value& v, int64_t D) {
   }
   o.p.causal = obj.Get("causal").ToBoolean();
   o.return_lse = obj.Get("returnLse").ToBoolean();
-  Napi::Value ns = obj.Get("numSplits");
-  if (!ns.IsUndefined()) {
-    LLMK_CHECK(ns.IsNumber(), TypeError, "Expected a number for opts.numSplits");
-    const double d = ns.As<Napi::Number>().DoubleValue();
-    LLMK_CHECK(d == std::floor(d) && d >= 0 && d <= 65536, RangeError,
-               "Expected an integer opts.numSplits in [0, 65536] but received ", d);
-    o.p.num_splits = int(d);
-  }
-  Napi::Value w = obj.Get("window");
-  if (!w.IsUndefined()) {
-    LLMK_CHECK(w.IsNumber(), TypeError, "Expected a number for opts.window");
-    const double d = w.As<Napi::Number>().DoubleValue();
-    LLMK_CHECK(d == std::floor(d) && d >= 0 && d <= 2147483647.0, RangeError,
-               "Expected a non-negative integer opts.window (0 = no window) but received ", d);
-    o.p.window = int(d);
-  }
+  o.p.num_splits = int_option(obj, "numSplits", 65536, "an integer opts.numSplits in [0, 65536]");
+  o.p.window = int_option(obj, "window", 2147483647, "a non-negative integer opts.window (0 = no window)");
   return o;
 }
 
@@ -113,6 +109,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
                  " (that of q) but received ", shape_str(tk.shape));
     }
     AttnOpts o = parse_opts(info[5], D);
+    LLMK_CHECK(o.p.window == 0, RangeError, "opts.window (sliding-window attention) is supported by pagedAttention only");
     Device* dev = q->device;
     Tensor out = make_tensor(dev, tq.shape, tq.dtype);
     Tensor lse;
@@ -190,6 +187,7 @@ Napi::Value AttentionNaiveCpu(const Napi::CallbackInfo& info) {
                RangeError, "Expected q [B, Sq, Hq, D] and k, v [B, Sk, Hkv, D]");
     check_head_dims(tq.dim(2), tk.dim(2), tq.dim(3));
     AttnOpts o = parse_opts(info[3], tq.dim(3));
+    LLMK_CHECK(o.p.window == 0, RangeError, "opts.window (sliding-window attention) is supported by pagedAttention only");
     Device* dev = q->device;
     Tensor out = make_tensor(dev, tq.shape, tq.dtype);
     Tensor qq = tq, kk = tk, vv = v->tensor;

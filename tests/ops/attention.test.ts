@@ -251,6 +251,9 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
       }
     }
     await expect(async () => pagedAttention(...args, { window: -1 })).rejects.toThrow(/non-negative integer opts.window .* received -1/);
+    const q4 = tensor(q.subarray(0, Hq * D), [1, 1, Hq, D], o);
+    const k4 = tensor(p.gather(p.kc, 1).subarray(0, 3 * Hkv * D), [1, 3, Hkv, D], o);
+    expect(() => flashAttention(q4, k4, k4, { window: 2 } as never)).toThrow(/opts.window .* pagedAttention only/);
   });
 
   describe.each(DTYPES)('%s', (dtype) => {

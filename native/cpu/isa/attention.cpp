@@ -132,6 +132,16 @@ inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, in
   }
 }
 
+// Consecutive regions of a kernel's f32 scratch.
+struct Carve {
+  float* p;
+  float* take(size_t n) {
+    float* r = p;
+    p += n;
+    return r;
+  }
+};
+
 // Row setup shared by both kernels: Q rows converted and pre-scaled (zero padding to
 // dp), O = 0, m = −inf, l = 0. Returns the largest last_key (tiles past it are skipped).
 inline int64_t init_rows(const AttnRowsJob& a, int dp, float* Q, float* O, float* m, float* l, int64_t* lim_min) {
@@ -403,12 +413,13 @@ void attend_decode_t(const AttnRowsJob& a, float* scratch) {
   const int nfull = D / W;
   const bool half = D % W != 0;
   constexpr size_t es = DT == 0 ? 4 : 2;
-  float* Q = scratch;
-  float* O = Q + size_t(M) * dp;
-  float* S = O + size_t(M) * dp;
-  float* m = S + size_t(M) * kDecTile;
-  float* l = m + M;
-  float* alpha = l + M;
+  Carve c{scratch};  // layout: attn_decode_scratch_floats
+  float* Q = c.take(size_t(M) * dp);
+  float* O = c.take(size_t(M) * dp);
+  float* S = c.take(size_t(M) * kDecTile);
+  float* m = c.take(M);
+  float* l = c.take(M);
+  float* alpha = c.take(M);
   int64_t lim_min;
   const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
   const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
@@ -449,16 +460,17 @@ void attend_decode_t(const AttnRowsJob& a, float* scratch) {
 void attend_rows(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
   const size_t ldq = size_t(nv) * W;
-  float* Q = scratch;
-  float* QT = Q + size_t(M) * dp;
-  float* O = QT + size_t(dp) * ldq;
-  float* K = O + size_t(M) * dp;
-  float* V = K + size_t(kBc) * dp;
-  float* ST = V + size_t(kBc) * dp;
-  float* m = ST + size_t(kBc) * ldq;
-  float* l = m + ldq;
-  float* alpha = l + ldq;
-  auto* lim = reinterpret_cast<int32_t*>(alpha + ldq);
+  Carve c{scratch};  // layout: attn_scratch_floats
+  float* Q = c.take(size_t(M) * dp);
+  float* QT = c.take(size_t(dp) * ldq);
+  float* O = c.take(size_t(M) * dp);
+  float* K = c.take(size_t(kBc) * dp);
+  float* V = c.take(size_t(kBc) * dp);
+  float* ST = c.take(size_t(kBc) * ldq);
+  float* m = c.take(ldq);
+  float* l = c.take(ldq);
+  float* alpha = c.take(ldq);
+  auto* lim = reinterpret_cast<int32_t*>(c.take(ldq));
   int64_t lim_min;
   const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
   transpose_q(Q, M, dp, D, QT, ldq, m, l);
@@ -486,16 +498,17 @@ void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
   const size_t ldq = size_t(nv) * W;
   const int Sk = int(a.k_end);
-  float* ST = scratch;
-  float* K = ST + size_t(Sk) * ldq;
-  float* V = K + size_t(Sk) * dp;
-  float* Q = V + size_t(Sk) * dp;
-  float* QT = Q + size_t(M) * dp;
-  float* O = QT + size_t(dp) * ldq;
-  float* m = O + size_t(M) * dp;
-  float* l = m + ldq;
-  float* ones = l + ldq;
-  auto* lim = reinterpret_cast<int32_t*>(ones + ldq);
+  Carve c{scratch};  // layout: attention_naive (cpu/attention.cpp)
+  float* ST = c.take(size_t(Sk) * ldq);
+  float* K = c.take(size_t(Sk) * dp);
+  float* V = c.take(size_t(Sk) * dp);
+  float* Q = c.take(size_t(M) * dp);
+  float* QT = c.take(size_t(dp) * ldq);
+  float* O = c.take(size_t(M) * dp);
+  float* m = c.take(ldq);
+  float* l = c.take(ldq);
+  float* ones = c.take(ldq);
+  auto* lim = reinterpret_cast<int32_t*>(c.take(ldq));
   load_tile(a.dtype, a.k, 0, Sk, D, dp, K, Sk);
   load_tile(a.dtype, a.v, 0, Sk, D, dp, V, Sk);
   int64_t lim_min;
