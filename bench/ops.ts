@@ -159,7 +159,7 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
   for (const c of cases) {
     const t = await timeCase(c, opts.quick);
     const usPerCall = c.work.calls ? (t.medianMs * 1e3) / c.work.calls : undefined;
-    const readGBsNear = c.bound === 'memory' && c.device === 'cpu' && !opts.quick ? await measureReadGBs() : undefined;
+    const readGBsNear = c.bound === 'memory' && c.device === 'cpu' && c.work.bytes && !opts.quick ? await measureReadGBs() : undefined;
     results.push({
       name: c.name, op: c.op, device: c.device, bound: c.bound, ...t, ...rateOf(c, t.medianMs, peaks, readGBsNear),
       readGBsNear, baseline: c.baseline, usPerCall,
