@@ -34,9 +34,10 @@ constexpr double kLog2e = 1.44269504088896340736;
 
 int dtype_code(DType t) { return t == DType::F32 ? 0 : t == DType::F16 ? 1 : 2; }
 
-auto attend_fn() {
-  return isa() == Isa::Avx512 ? isa_avx512::attend_rows : isa() == Isa::Avx2 ? isa_avx2::attend_rows
-                                                                           : isa_scalar::attend_rows;
+// The copy of a kernel for the ISA in use.
+template <class F>
+F by_isa(F avx512, F avx2, F scalar) {
+  return isa() == Isa::Avx512 ? avx512 : isa() == Isa::Avx2 ? avx2 : scalar;
 }
 
 // Runs fn(task, scratch) for task in [0, n) on every pool thread; each thread owns one
@@ -103,7 +104,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
     }
   }
   std::stable_sort(tasks.begin(), tasks.end(), [](const Task& x, const Task& y) { return x.cost > y.cost; });
-  auto* kernel = attend_fn();
+  auto* kernel = by_isa(isa_avx512::attend_rows, isa_avx2::attend_rows, isa_scalar::attend_rows);
   const int rows_max = G * bq;
   const float scale_log2 = float(double(p.scale) * kLog2e);
   float* lse_out = lse ? lse->data<float>() : nullptr;
@@ -204,9 +205,7 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
   const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
-  auto* kernel = isa() == Isa::Avx512 ? isa_avx512::attend_decode
-                 : isa() == Isa::Avx2 ? isa_avx2::attend_decode
-                                      : isa_scalar::attend_decode;
+  auto* kernel = by_isa(isa_avx512::attend_decode, isa_avx2::attend_decode, isa_scalar::attend_decode);
   const float scale_log2 = float(double(p.scale) * kLog2e);
   const int64_t kernel_floats = attn_decode_scratch_floats(Hq, D);
   run_tasks(int64_t(tasks.size()), kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
@@ -282,9 +281,7 @@ void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const At
   const int Hq = int(q.dim(2)), D = int(q.dim(3)), Hkv = int(k.dim(2)), G = Hq / Hkv;
   const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
-  auto* kernel = isa() == Isa::Avx512 ? isa_avx512::attend_rows_naive
-                 : isa() == Isa::Avx2 ? isa_avx2::attend_rows_naive
-                                      : isa_scalar::attend_rows_naive;
+  auto* kernel = by_isa(isa_avx512::attend_rows_naive, isa_avx2::attend_rows_naive, isa_scalar::attend_rows_naive);
   // Scores [Sk, Sq] (rows padded to 16), K and V, Q rows, Q transposed, O rows, m, l,
   // ones, key limits.
   const int64_t dp = (D + 15) / 16 * 16, mp = (Sq + 15) / 16 * 16;
