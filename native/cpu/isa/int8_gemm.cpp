@@ -64,7 +64,8 @@ inline size_t dtype_bytes(int dtype) { return dtype == 0 ? 4 : 2; }
 // Kept out of line: inlined into the epilogue GCC no longer keeps the accumulators in
 // registers.
 template <int MR, int NR>
-__attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* const* wr, int64_t K, int32_t (&out)[MR][NR]) {
+__attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* const* wr, int64_t K, int32_t (&out)[MR][NR],
+                                        bool prefetch_next = false) {
 #if defined(__AVX512VNNI__)
   if constexpr (MR <= 2) {
     // Decode (1–2 activation rows): the tile's weight rows one after another, so each
@@ -110,6 +111,14 @@ __attribute__((noinline)) void tile_dot(const uint8_t* const* xr, const int8_t* 
     __m512i xv[MR];
     _Pragma("GCC unroll 32")
     for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_si512(xr[i] + k);
+    // The first row block over a weight panel fetches it from memory: the same line of
+    // the next panel's rows (NR·K bytes on; rows are contiguous) is prefetched as this
+    // one is read (K = N = 4096, in-process A/B: M = 4 515 → 433 µs, M = 8 667 → 504,
+    // M = 16 791 → 701, M = 256 −3%). Past the last panel it touches nothing.
+    if (prefetch_next)
+      _Pragma("GCC unroll 32")
+      for (int j = 0; j < NR; ++j)  // address arithmetic on integers: it may point past the weights
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(wr[j]) + size_t(NR) * K + size_t(k)), _MM_HINT_T0);
     _Pragma("GCC unroll 32")
     for (int j = 0; j < NR; ++j) {
       const __m512i wv = _mm512_maskz_loadu_epi8(wmask, wr[j] + k);
@@ -270,7 +279,7 @@ void gemm_tile(const Int8Acts& x, const Int8Weights& w, const float* bias, int y
     xor_[i] = x.xo + size_t(row) * x.nout;
   }
   int32_t dot[MR][kNR];
-  tile_dot<MR, kNR>(xr, wr, x.K, dot);
+  tile_dot<MR, kNR>(xr, wr, x.K, dot, m == panel.mb);
   f32x8 out[MR] = {};
   if (x.nout > 0 && kGatherOutliers && !panel.by_panel && panel.me - panel.mb <= kMR) {
     tile_outliers_gather<MR>(xor_, wr, x.cols, x.nout, out);
