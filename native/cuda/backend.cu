@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -80,26 +81,31 @@ class CudaBackend final : public Backend {
   }
   bool host_accessible() const override { return false; }
 
-  // Uploads/downloads synchronize: the host buffer belongs to the caller's closure and
-  // may be freed as soon as this returns.
+  // The host buffer of an upload belongs to the caller's closure and may be freed as
+  // soon as this returns. Small uploads (a decode step's ids, positions, tables) are
+  // copied into a host buffer the backend keeps until the next sync, so the host does
+  // not wait for them; large ones (weights) wait rather than hold a second copy.
   void copy_from_host(void* dst, const void* src, size_t n) override {
     if (!n) return;
+    if (n <= kStagedUploadMax && staged_bytes_ + n <= kStagedTotalMax) {
+      staged_.emplace_back(new char[n]);
+      std::memcpy(staged_.back().get(), src, n);
+      staged_bytes_ += n;
+      LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, staged_.back().get(), n, cudaMemcpyHostToDevice, stream_));
+      return;
+    }
     LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
-    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    sync_and_check();
   }
   void copy_to_host(void* dst, const void* src, size_t n) override {
     if (!n) return;
     LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
-    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    check_errors();
+    sync_and_check();
   }
   void copy_device(void* dst, const void* src, size_t n) override {
     if (n) LLMK_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_));
   }
-  void synchronize() override {
-    LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    check_errors();
-  }
+  void synchronize() override { sync_and_check(); }
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y) override {
     launch_matmul(x, w, bias, y, stream_);
@@ -250,16 +256,20 @@ class CudaBackend final : public Backend {
     pending_.push_back(std::move(report));
     return error_ + (pending_.size() - 1);
   }
-  // With the stream idle: reads the used slots, re-arms them and throws the first error
-  // in launch order.
-  void check_errors() {
-    if (pending_.empty()) return;
+  // One wait for the stream: the used error slots are read (and re-armed) in the same
+  // round trip, staged uploads are released, then the first error in launch order is
+  // thrown.
+  void sync_and_check() {
     std::vector<int> v(pending_.size());
     std::vector<std::function<void(int)>> checks;
     checks.swap(pending_);
-    LLMK_CUDA_CHECK(cudaMemcpyAsync(v.data(), error_, v.size() * sizeof(int), cudaMemcpyDeviceToHost, stream_));
-    LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, v.size() * sizeof(int), stream_));
+    if (!v.empty()) {
+      LLMK_CUDA_CHECK(cudaMemcpyAsync(v.data(), error_, v.size() * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+      LLMK_CUDA_CHECK(cudaMemsetAsync(error_, 0x7f, v.size() * sizeof(int), stream_));
+    }
     LLMK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    staged_.clear();
+    staged_bytes_ = 0;
     for (size_t i = 0; i < v.size(); ++i)
       if (v[i] != 0x7f7f7f7f) checks[i](v[i]);
   }
@@ -279,6 +289,9 @@ class CudaBackend final : public Backend {
   static constexpr int kErrorSlots = 256;
   int* error_ = nullptr;
   std::vector<std::function<void(int)>> pending_;
+  static constexpr size_t kStagedUploadMax = size_t(1) << 20, kStagedTotalMax = size_t(64) << 20;
+  std::vector<std::unique_ptr<char[]>> staged_;  // small uploads in flight (until the next sync)
+  size_t staged_bytes_ = 0;
 };
 
 }  // namespace
