@@ -161,6 +161,35 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
   });
 }
 
+// Merges the ns split results of sequence t for heads [h0, h1): out = Σ_s 2^(lse_s −
+// lse_max) · o_s / Σ_s 2^(lse_s − lse_max) (lse in base 2); one split only writes the LSE.
+void combine_splits(const float* part_o, const float* lse2, int64_t p0, int64_t ns, int64_t t, int64_t h0, int64_t h1,
+                    int64_t Hq, int D, const Tensor& out, float* lse_out) {
+  float acc[256];  // D ≤ 256 (checked by the bindings)
+  for (int64_t h = h0; h < h1; ++h) {
+    const int64_t th = t * Hq + h;
+    float mx = -INFINITY;
+    for (int64_t s = 0; s < ns; ++s) mx = std::max(mx, lse2[s * Hq + h]);
+    if (ns == 1) {
+      if (lse_out) lse_out[th] = float(double(mx) * kLn2);
+      continue;
+    }
+    std::fill(acc, acc + D, 0.f);
+    double wsum = 0;
+    for (int64_t s = 0; s < ns; ++s) {
+      const float ls = lse2[s * Hq + h];
+      if (ls == -INFINITY) continue;
+      const float w = std::exp2(ls - mx);
+      wsum += w;
+      const float* o = part_o + size_t((p0 + s) * Hq + h) * D;
+      for (int d = 0; d < D; ++d) acc[d] += w * o[d];
+    }
+    const float inv = wsum > 0 ? float(1.0 / wsum) : 0.f;
+    for (int d = 0; d < D; ++d) store_f32(out.raw(), out.dtype, th * D + d, acc[d] * inv);
+    if (lse_out) lse_out[th] = wsum > 0 ? float((double(mx) + std::log2(wsum)) * kLn2) : -INFINITY;
+  }
+}
+
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                      const Tensor& seq_lens, const AttentionParams& p, const Tensor& out, const Tensor* lse) {
   const int64_t T = q.dim(0), num_pages = k_cache.dim(0), page_size = k_cache.dim(1), max_pages = block_table.dim(1);
@@ -180,24 +209,39 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const int threads = cpu_pool().size();
   // A task is one split of one sequence over every kv head at once: each cached token
   // row (Hkv·D contiguous elements) is then read in order, once. Splits are whole key
-  // tiles. Auto: 4 tasks per thread evens out unequal lengths, but no split is shorter
-  // than 4 tiles, where the combine step and per-task setup start to cost more than
-  // they save.
+  // tiles. Auto: the batch's tiles shared out in `threads` equal chunks (at least 4
+  // tiles each), each sequence split into as many as it fills: one split per thread for
+  // one long sequence, none for many short ones, a long one beside short ones split so
+  // no thread is left with it alone. Every split costs its own Q setup, partial output
+  // and combine: Sk = 1024 with 2 threads, 8 splits (4 per thread, the old rule) took
+  // 121 µs, 2 splits 113.
   std::vector<int> splits(static_cast<size_t>(T));
   std::vector<int64_t> part_base(size_t(T) + 1, 0);
   // Keys a row sees: [first(t), lens[t]) — all of them, or the last p.window (sliding window).
   auto first = [&](int64_t t) -> int64_t { return p.window > 0 ? std::max<int64_t>(0, lens[t] - p.window) : 0; };
+  auto tiles_of = [&](int64_t t) {
+    return std::max<int64_t>(1, (lens[t] - first(t) + kAttnDecodeKeys - 1) / kAttnDecodeKeys);
+  };
+  int64_t total_tiles = 0;
+  for (int64_t t = 0; t < T; ++t) total_tiles += tiles_of(t);
+  const int64_t chunk = std::max<int64_t>(4, (total_tiles + threads - 1) / threads);
   for (int64_t t = 0; t < T; ++t) {
-    const int64_t tiles = std::max<int64_t>(1, (lens[t] - first(t) + kAttnDecodeKeys - 1) / kAttnDecodeKeys);
-    const int64_t s = p.num_splits > 0 ? p.num_splits
-                                       : std::min<int64_t>((4 * threads + T - 1) / T, std::max<int64_t>(1, tiles / 4));
+    const int64_t tiles = tiles_of(t);
+    const int64_t s = p.num_splits > 0 ? p.num_splits : (tiles + chunk - 1) / chunk;
     splits[size_t(t)] = int(std::clamp<int64_t>(s, 1, tiles));
     part_base[size_t(t) + 1] = part_base[size_t(t)] + splits[size_t(t)];
   }
   const int64_t nparts = part_base[size_t(T)];
-  // Partial results of split sequences: f32 [part, Hq, D] outputs and [part, Hq] lse2.
-  std::vector<float> part_o, part_lse(size_t(nparts * Hq));
-  if (nparts > T) part_o.resize(size_t(nparts * Hq * D));
+  // Partial results of split sequences: f32 [part, Hq, D] outputs and [part, Hq] lse2,
+  // every element written by its task. Kept between calls (ops run on the device's one
+  // worker thread): a fresh 100 KB+ vector per decode step is an mmap, page faults and
+  // a zero fill, as long as the attention itself at Sk ≈ 1000.
+  thread_local std::vector<float> part_o, part_lse;
+  if (part_lse.size() < size_t(nparts * Hq)) part_lse.resize(size_t(nparts * Hq));
+  if (nparts > T && part_o.size() < size_t(nparts * Hq * D)) part_o.resize(size_t(nparts * Hq * D));
+  // The lambdas below run on pool threads: they must not name the thread_locals.
+  float* const part_o_p = part_o.data();
+  float* const part_lse_p = part_lse.data();
   std::vector<std::pair<int64_t, int>> tasks;
   tasks.reserve(size_t(nparts));
   for (int64_t t = 0; t < T; ++t)
@@ -208,7 +252,26 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   auto* kernel = by_isa(isa_avx512::attend_decode, isa_avx2::attend_decode, isa_scalar::attend_decode);
   const float scale_log2 = float(double(p.scale) * kLog2e);
   const int64_t kernel_floats = attn_decode_scratch_floats(Hq, D);
-  run_tasks(int64_t(tasks.size()), kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
+  // One pool job: the split tasks, then the combine tasks (a sequence's heads in groups
+  // of kCombineHeads), claimed in that order; a combine task waits for the splits of
+  // its sequence still running (claimed already, so the wait is short).
+  constexpr int kCombineHeads = 16;
+  const int64_t cgroups = (Hq + kCombineHeads - 1) / kCombineHeads;
+  std::unique_ptr<std::atomic<int>[]> done(new std::atomic<int>[size_t(T)]);
+  for (int64_t t = 0; t < T; ++t) done[size_t(t)].store(0, std::memory_order_relaxed);
+  float* lse_out = lse ? lse->data<float>() : nullptr;
+  run_tasks(nparts + T * cgroups, kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
+    if (ti >= nparts) {
+      const int64_t t = (ti - nparts) / cgroups, h0 = (ti - nparts) % cgroups * kCombineHeads;
+      while (done[size_t(t)].load(std::memory_order_acquire) < splits[size_t(t)]) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
+      combine_splits(part_o_p, part_lse_p + part_base[size_t(t)] * Hq, part_base[size_t(t)], splits[size_t(t)], t, h0,
+                     std::min<int64_t>(Hq, h0 + kCombineHeads), Hq, D, out, lse_out);
+      return;
+    }
     const auto [t, split] = tasks[size_t(ti)];
     const int64_t len = lens[t], ns = splits[size_t(t)], f = first(t);
     const int64_t tiles = (len - f + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
@@ -221,7 +284,7 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     // Row h is q head h: head-major over kv heads, as the kernel expects.
     for (int h = 0; h < Hq; ++h) {
       qrows[h] = q.data<char>() + (size_t(t) * Hq + size_t(h)) * D * es;
-      orows[h] = ns > 1 ? static_cast<void*>(part_o.data() + (size_t(part) * Hq + size_t(h)) * D)
+      orows[h] = ns > 1 ? static_cast<void*>(part_o_p + (size_t(part) * Hq + size_t(h)) * D)
                         : static_cast<void*>(out.data<char>() + (size_t(t) * Hq + size_t(h)) * D * es);
       last[h] = len - 1;
     }
@@ -242,35 +305,9 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     job.k_end = k1;
     job.out_dtype = ns > 1 ? 0 : dt;
     job.out = orows;
-    job.lse2 = part_lse.data() + size_t(part) * Hq;
+    job.lse2 = part_lse_p + size_t(part) * Hq;
     kernel(job, scratch);
-  });
-  // Combine: out = Σ_s 2^(lse_s − lse_max) · o_s / Σ_s 2^(lse_s − lse_max).
-  float* lse_out = lse ? lse->data<float>() : nullptr;
-  cpu_pool().parallel_for(T * Hq, 16, [&](int64_t b, int64_t e) {
-    std::vector<float> acc(static_cast<size_t>(D));
-    for (int64_t th = b; th < e; ++th) {
-      const int64_t t = th / Hq, h = th % Hq, ns = splits[size_t(t)], p0 = part_base[size_t(t)];
-      float mx = -INFINITY;
-      for (int64_t s = 0; s < ns; ++s) mx = std::max(mx, part_lse[size_t((p0 + s) * Hq + h)]);
-      if (ns > 1) {
-        std::fill(acc.begin(), acc.end(), 0.f);
-        double wsum = 0;
-        for (int64_t s = 0; s < ns; ++s) {
-          const float ls = part_lse[size_t((p0 + s) * Hq + h)];
-          if (ls == -INFINITY) continue;
-          const float w = std::exp2(ls - mx);
-          wsum += w;
-          const float* o = part_o.data() + size_t((p0 + s) * Hq + h) * D;
-          for (int d = 0; d < D; ++d) acc[size_t(d)] += w * o[d];
-        }
-        const float inv = wsum > 0 ? float(1.0 / wsum) : 0.f;
-        for (int d = 0; d < D; ++d) store_f32(out.raw(), out.dtype, th * D + d, acc[size_t(d)] * inv);
-        if (lse_out) lse_out[th] = wsum > 0 ? float((double(mx) + std::log2(wsum)) * kLn2) : -INFINITY;
-      } else if (lse_out) {
-        lse_out[th] = float(double(mx) * kLn2);
-      }
-    }
+    done[size_t(t)].fetch_add(1, std::memory_order_release);
   });
 }
 

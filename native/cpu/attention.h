@@ -60,10 +60,11 @@ inline int64_t attn_scratch_floats(int rows, int D) {
   return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
 }
 
-// f32 scratch of the decode kernel: Q and O rows, a tile of scores, m, l, alpha.
+// f32 scratch of the decode kernel: Q and O rows, a tile of scores, m and l (as
+// vectors and per row), alpha.
 inline int64_t attn_decode_scratch_floats(int rows, int D) {
   const int64_t dp = (D + 15) / 16 * 16;
-  const int64_t n = int64_t(rows) * dp * 2 + int64_t(rows) * (kAttnDecodeKeys + 3);
+  const int64_t n = int64_t(rows) * dp * 2 + int64_t(rows) * (kAttnDecodeKeys + 3) + int64_t(rows) * 2 * 16 + 64;
   return (n + 15) / 16 * 16;
 }
 

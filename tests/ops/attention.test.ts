@@ -261,6 +261,9 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
       [16, 128, 8, 2],
       [64, 64, 4, 4],
       [7, 96, 6, 1],
+      // D = 72 ends in half a 16-lane vector (row groups of 4); G = 3 takes rows one at a time.
+      [16, 72, 8, 2],
+      [5, 40, 9, 3],
     ])('pageSize=%i D=%i Hq=%i Hkv=%i: equals the contiguous op, split-KV equals no split', async (pageSize, D, Hq, Hkv) => {
       await checkPaged(device, dtype, pageSize, D, Hq, Hkv);
     });

@@ -27,18 +27,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // fit the register file (32 zmm; 16 ymm/xmm).
 constexpr int kC = W == 16 ? 4 : 2;
 
-// The sums of four accumulators, out[i · stride] = Σ lanes of a[i].
-inline void hsum4(const vf* a, float* out, size_t stride) {
-#if defined(__AVX2__)
-  const __m128 s = _mm_hadd_ps(_mm_hadd_ps(fold128(a[0]), fold128(a[1])), _mm_hadd_ps(fold128(a[2]), fold128(a[3])));
-  alignas(16) float t[4];
-  _mm_store_ps(t, s);
-  for (int i = 0; i < 4; ++i) out[i * stride] = t[i];
-#else
-  for (int i = 0; i < 4; ++i) out[i * stride] = hsum(a[i]);
-#endif
-}
-
 // Scores with the rows as vector lanes, ST[j][r] = q_r · k_j: Q is kept transposed
 // (QT[d][r], built once per task) and each K element is broadcast, so a block of RB
 // row vectors × J keys is RB·J accumulators fed by RB loads and J broadcasts per d —
@@ -268,19 +256,29 @@ inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t*
 // ---- Flash-decoding: one query per row, K/V read straight from the cache --------------
 // Decode is memory-bound (every K/V byte is used by the G = rows/heads q heads of its
 // kv head and never again), so nothing is staged: each vector of a K or V row is
-// converted from f16/bf16 in registers as it is loaded, and the rows of the tile after
-// next are prefetched (a token row spans every kv head, Hkv·D elements, in order).
-constexpr int kDecTile = kAttnDecodeKeys;
-// Keys ahead whose K and V head segments are prefetched while a key is used: with the
-// tile walked head by head that is ~16·2·D·es bytes ahead, 8 KiB at D = 128 f16.
-// Measured on Zen 5, Sk = 8192 (K+V 33.5 MB, beyond L3), 2 threads: 4 keys ahead
-// 46.7 GB/s, 8: 49.8, 16: 50.9, 32: 50.8; a burst of whole token rows two tiles
-// ahead (a few thousand prefetches at once) 28.5, the staged f32 tiles before 25–26.
-// Also tried: blocks of 4 keys × 4 rows reduced by one 16-vector transpose-add tree
-// (+5% with K/V in cache, −12% from DRAM), and the prefetches spread line by line over
-// the dot products (20 GB/s: one row's consecutive lines together stream best). Keep
-// calls out of these loops: a prefetch helper GCC did not inline halved the bandwidth.
-constexpr int kDecAhead = 16;
+// converted from f16/bf16 in registers as it is loaded.
+//
+// Keys go in steps of kDecStep, each step doing every kv head: a row group (R = 4, 2 or
+// 1 rows of one kv head, whichever divides G) takes blocks of KB = W/R keys; a block's
+// R·KB dot products accumulate in W vectors (each K vector converted once for R rows)
+// and one transpose-add tree (sum_lanes) sums them into one vector, lane r·KB + k =
+// q_r · k_k. The online softmax runs on those vectors: masking by compare, per-row max
+// and sum by butterflies within KB-lane groups, m and l kept as vectors (each row's
+// value in its KB lanes), and the 2^(m_old − m_new) rescale of O and l only in the
+// steps where some row's max grows. P · V then accumulates the group's O rows.
+//
+// Memory order. A step's token rows (Hkv·D elements each, K and V) are prefetched one
+// step ahead, line by line in address order, a share per row group. The walk over one
+// step is head-major (strided by the row length), so what the core streams from DRAM
+// is that sequential prefetch. Measured (Zen 5 VM, 2 threads, Hkv = 8, D = 128 f16,
+// beyond L3: Sk = 32768, in-process A/B): 8-key steps 3.4 ms (39.5 GB/s) against
+// 5.0 ms (27) for the kernel before, which walked 32-key tiles head by head and
+// prefetched each head's segments 16 keys ahead. A load-only model of the patterns
+// agrees: steps of 4–8 tokens with a sequential one-step-ahead prefetch read as fast as
+// a plain sequential sweep, 16–32-token steps or every-other-line prefetches 25–35%
+// slower; prefetching whole rows in bursts (64 lines at once) lost it all (5.1 ms).
+// In cache (Sk = 2048, L3) the small steps cost ~10% more per key than 32-key tiles.
+constexpr int kDecStep = 8;
 
 // W elements of dtype DT (0 f32, 1 f16, 2 bf16) at p as f32; ldx_half: the first W/2
 // (AVX-512 only, where D may be an odd multiple of 8), the rest zero.
@@ -317,142 +315,195 @@ template <int DT>
 inline vf ldx_half(const char*) { return vf{}; }  // D is a multiple of W: never called
 #endif
 
-// s[r][j] = q_r · k_j for R rows of one kv head and the tile's keys, two keys at a time
-// (2R independent accumulator chains keep both FMA pipes busy).
 template <int DT, int R>
-inline void qk_decode(const float* q, int dp, const char* const* kr, size_t hoff, int n, int nfull, bool half, float* s,
-                      const char* const* vr, int nr, int seg) {
+inline vf qk_block(const float* q, int dp, const char* const* kr, size_t hoff, int nfull, bool half) {
+  constexpr int KB = W / R;
   constexpr size_t es = DT == 0 ? 4 : 2;
-  int j = 0;
-  for (; j + 2 <= n; j += 2) {
-    // The first row block of a head also prefetches this head's K and V segments
-    // kDecAhead keys on.
-    if (vr)
-      for (int t = j + kDecAhead; t < j + kDecAhead + 2 && t < nr; ++t)
-        for (int b = 0; b < seg; b += 64) {
-          __builtin_prefetch(kr[t] + hoff + b);
-          __builtin_prefetch(vr[t] + hoff + b);
-        }
-    vf acc[2][R];
-    for (int t = 0; t < 2; ++t)
-      for (int r = 0; r < R; ++r) acc[t][r] = vf{};
-    const char* k0 = kr[j] + hoff;
-    const char* k1 = kr[j + 1] + hoff;
-    for (int c = 0; c < nfull; ++c) {
-      const vf a = ldx<DT>(k0 + size_t(c) * W * es), b = ldx<DT>(k1 + size_t(c) * W * es);
-      for (int r = 0; r < R; ++r) {
-        const vf qv = ld(q + size_t(r) * dp + c * W);
-        acc[0][r] += qv * a;
-        acc[1][r] += qv * b;
-      }
-    }
-    if (half) {
-      const vf a = ldx_half<DT>(k0 + size_t(nfull) * W * es), b = ldx_half<DT>(k1 + size_t(nfull) * W * es);
-      for (int r = 0; r < R; ++r) {
-        const vf qv = ld(q + size_t(r) * dp + nfull * W);
-        acc[0][r] += qv * a;
-        acc[1][r] += qv * b;
-      }
-    }
-    for (int t = 0; t < 2; ++t) {
-      if constexpr (R == 4) hsum4(acc[t], s + j + t, kDecTile);
-      else for (int r = 0; r < R; ++r) s[size_t(r) * kDecTile + j + t] = hsum(acc[t][r]);
+  vf acc[W];
+  for (int i = 0; i < W; ++i) acc[i] = vf{};
+  for (int c = 0; c < nfull; ++c) {
+    vf kv[KB];
+    for (int k = 0; k < KB; ++k) kv[k] = ldx<DT>(kr[k] + hoff + size_t(c) * W * es);
+    for (int r = 0; r < R; ++r) {
+      const vf qv = ld(q + size_t(r) * dp + c * W);
+      for (int k = 0; k < KB; ++k) acc[r * KB + k] += qv * kv[k];
     }
   }
-  for (; j < n; ++j) {
-    vf acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = vf{};
-    const char* k0 = kr[j] + hoff;
-    for (int c = 0; c < nfull; ++c) {
-      const vf a = ldx<DT>(k0 + size_t(c) * W * es);
-      for (int r = 0; r < R; ++r) acc[r] += ld(q + size_t(r) * dp + c * W) * a;
+  if (half) {
+    vf kv[KB];
+    for (int k = 0; k < KB; ++k) kv[k] = ldx_half<DT>(kr[k] + hoff + size_t(nfull) * W * es);
+    for (int r = 0; r < R; ++r) {
+      const vf qv = ld(q + size_t(r) * dp + nfull * W);
+      for (int k = 0; k < KB; ++k) acc[r * KB + k] += qv * kv[k];
     }
-    if (half) {
-      const vf a = ldx_half<DT>(k0 + size_t(nfull) * W * es);
-      for (int r = 0; r < R; ++r) acc[r] += ld(q + size_t(r) * dp + nfull * W) * a;
-    }
-    if constexpr (R == 4) hsum4(acc, s + j, kDecTile);
-    else for (int r = 0; r < R; ++r) s[size_t(r) * kDecTile + j] = hsum(acc[r]);
   }
+  return sum_lanes(acc);
 }
 
-// O[r][c0·W : (c0 + C)·W] = alpha_r · O + Σ_j P[r][j] · V[j][…] for R rows; `half`
-// chunks (C = 1) load the last W/2 dims.
-template <int DT, int R, int C, bool Half = false>
-inline void pv_decode(const float* p, const float* alpha, const char* const* vr, size_t hoff, int n, int dp, int c0,
-                      float* o) {
+// O[r][c0·W : (c0 + C)·W] = alpha_r · O + Σ_j P[r][j] · V[j][…] for the R rows of a
+// group; P in block layout (p[(j / KB)·W + r·KB + j % KB]).
+template <int DT, int R, int C, bool Scale, bool Half = false>
+inline void pv_group(const float* p, const float* alpha, const char* const* vr, size_t hoff, int n, int dp, int c0,
+                     float* o) {
+  constexpr int KB = W / R;
   constexpr size_t es = DT == 0 ? 4 : 2;
   vf acc[R][C];
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = ld(o + size_t(r) * dp + (c0 + c) * W) * alpha[r];
-  for (int j = 0; j < n; ++j) {
-    const char* vj = vr[j] + hoff + size_t(c0) * W * es;
-    vf vv[C];
-    for (int c = 0; c < C; ++c) vv[c] = Half ? ldx_half<DT>(vj) : ldx<DT>(vj + size_t(c) * W * es);
-    for (int r = 0; r < R; ++r) {
-      const vf pr = splat(p[size_t(r) * kDecTile + j]);
-      for (int c = 0; c < C; ++c) acc[r][c] += pr * vv[c];
+    for (int c = 0; c < C; ++c) {
+      acc[r][c] = ld(o + size_t(r) * dp + (c0 + c) * W);
+      if constexpr (Scale) acc[r][c] *= alpha[r * KB];
     }
-  }
+  for (int j0 = 0; j0 < n; j0 += KB, p += W)
+    for (int k = 0, kn = n - j0 < KB ? n - j0 : KB; k < kn; ++k) {
+      const char* vj = vr[j0 + k] + hoff + size_t(c0) * W * es;
+      vf vv[C];
+      for (int c = 0; c < C; ++c) vv[c] = Half ? ldx_half<DT>(vj) : ldx<DT>(vj + size_t(c) * W * es);
+      for (int r = 0; r < R; ++r) {
+        const vf pr = splat(p[r * KB + k]);
+        for (int c = 0; c < C; ++c) acc[r][c] += pr * vv[c];
+      }
+    }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) st(o + size_t(r) * dp + (c0 + c) * W, acc[r][c]);
 }
 
-template <int DT, int R>
-inline void pv_decode_rows(const float* p, const float* alpha, const char* const* vr, size_t hoff, int n, int dp,
-                           int nfull, bool half, float* o) {
+template <int DT, int R, int C, bool Scale>
+inline void pv_rows_group(const float* p, const float* alpha, const char* const* vr, size_t hoff, int n, int dp,
+                          int nfull, bool half, float* o) {
   int c = 0;
-  for (; c + kC <= nfull; c += kC) pv_decode<DT, R, kC>(p, alpha, vr, hoff, n, dp, c, o);
-  for (; c < nfull; ++c) pv_decode<DT, R, 1>(p, alpha, vr, hoff, n, dp, c, o);
-  if (half) pv_decode<DT, R, 1, true>(p, alpha, vr, hoff, n, dp, nfull, o);
+  for (; c + C <= nfull; c += C) pv_group<DT, R, C, Scale>(p, alpha, vr, hoff, n, dp, c, o);
+  for (; c < nfull; ++c) pv_group<DT, R, 1, Scale>(p, alpha, vr, hoff, n, dp, c, o);
+  if (half) pv_group<DT, R, 1, Scale, true>(p, alpha, vr, hoff, n, dp, nfull, o);
 }
 
-template <int DT>
-void attend_decode_t(const AttnRowsJob& a, float* scratch) {
-  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, H = a.heads, G = M / H;
-  const int nfull = D / W;
-  const bool half = D % W != 0;
+// Prefetches lines [l0, l1) of the K and V rows k[0..), v[0..) (consecutive tokens,
+// row_lines lines each), in address order.
+__attribute__((always_inline)) inline void prefetch_lines(const char* const* k, const char* const* v, int l0, int l1,
+                                                          int row_lines) {
+  while (l0 < l1) {
+    const int t = l0 / row_lines, first = l0 - t * row_lines;
+    const int last = l1 - t * row_lines < row_lines ? l1 - t * row_lines : row_lines;
+    const char* kt = k[t];
+    const char* vt = v[t];
+    for (int i = first; i < last; ++i) {
+      __builtin_prefetch(kt + i * 64);
+      __builtin_prefetch(vt + i * 64);
+    }
+    l0 += last - first;
+  }
+}
+
+template <int DT, int R>
+void attend_decode_r(const AttnRowsJob& a, float* scratch) {
+  constexpr int KB = W / R;
+  // Keys per online-softmax step: kDecStep (32 KB of f16 K and V rows at Hkv·D = 1024,
+  // in L1 while every head uses them), or one block when a block is wider.
+  constexpr int S = KB > kDecStep ? KB : kDecStep, NB = S / KB;
+  // Output vectors per PV pass: R·C accumulators + C V vectors fit the register file.
+  constexpr int C = (W == 16 ? 16 : 8) / R > 8 ? 8 : (W == 16 ? 16 : 8) / R;
   constexpr size_t es = DT == 0 ? 4 : 2;
-  Carve c{scratch};  // layout: attn_decode_scratch_floats
-  float* Q = c.take(size_t(M) * dp);
-  float* O = c.take(size_t(M) * dp);
-  float* S = c.take(size_t(M) * kDecTile);
-  float* m = c.take(M);
-  float* l = c.take(M);
-  float* alpha = c.take(M);
+  const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, H = a.heads, G = M / H;
+  const int nfull = D / W, NG = M / R;
+  const bool half = D % W != 0;
+  Carve cv{scratch};  // layout: attn_decode_scratch_floats
+  float* Q = cv.take(size_t(M) * dp);
+  float* O = cv.take(size_t(M) * dp);
+  float* P = cv.take(size_t(NB) * W);
+  float* mv = cv.take(size_t(NG) * W);
+  float* lv = cv.take(size_t(NG) * W);
+  float* alpha = cv.take(W);
+  float* m = cv.take(M);
+  float* l = cv.take(M);
   int64_t lim_min;
   const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
+  for (int g = 0; g < NG; ++g) {
+    st(mv + size_t(g) * W, splat(kNegInf));
+    st(lv + size_t(g) * W, vf{});
+  }
   const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
-  const char* kr[kDecTile + kDecAhead];
-  const char* vr[kDecTile + kDecAhead];
-  const int seg = D * int(es);
-  for (int64_t j0 = a.k_begin; j0 < k_end; j0 += kDecTile) {
-    const int n = int(k_end - j0 < kDecTile ? k_end - j0 : kDecTile);
-    // Row pointers for this tile and the kDecAhead keys after it (prefetched per key).
-    const int nr = int(k_end - j0 < n + kDecAhead ? k_end - j0 : n + kDecAhead);
+  // Row pointers of this step's keys and of the next step's.
+  const char* kr[2 * S];
+  const char* vr[2 * S];
+  const int row_lines = H * D * int(es) / 64, units = 2 * NG;
+  vi lane_key;  // key of lane r·KB + k within its block: k
+  for (int L = 0; L < W; ++L) lane_key[L] = L % KB;
+  for (int64_t j0 = a.k_begin; j0 < k_end; j0 += S) {
+    const int n = int(k_end - j0 < S ? k_end - j0 : S);
+    const int64_t want = j0 + 2 * int64_t(S);
+    const int nr = int((want < k_end ? want : k_end) - j0);
     for (int j = 0; j < nr; ++j) {
       kr[j] = a.k.row(j0 + j);
       vr[j] = a.v.row(j0 + j);
     }
+    for (int j = nr; j < S; ++j) kr[j] = vr[j] = kr[0];  // unused lanes of a last block (masked)
+    // The next step's rows, spread over this step's 2·NG QK and PV units in order.
+    const int pf_lines = nr > S ? (nr - S) * row_lines : 0;
+    int unit = 0;
+    const int nb = (n + KB - 1) / KB;
     const bool boundary = j0 + n - 1 > lim_min;
     for (int h = 0; h < H; ++h) {
       const size_t hoff = size_t(h) * D * es;
-      const int r0 = h * G, end = r0 + G;
-      int r = r0;
-      for (; r + 4 <= end; r += 4) qk_decode<DT, 4>(Q + size_t(r) * dp, dp, kr, hoff, n, nfull, half, S + size_t(r) * kDecTile, r == r0 ? vr : nullptr, nr, seg);
-      for (; r < end; ++r) qk_decode<DT, 1>(Q + size_t(r) * dp, dp, kr, hoff, n, nfull, half, S + size_t(r) * kDecTile, r == r0 ? vr : nullptr, nr, seg);
-      for (r = r0; r < end; ++r) {
-        const int64_t vis = a.last_key[r] - j0 + 1;
-        const int visible = boundary ? int(vis < 0 ? 0 : vis < n ? vis : n) : n;
-        alpha[r] = softmax_tile(S + size_t(r) * kDecTile, visible, kDecTile, m[r], l[r]);
+      for (int r0 = h * G; r0 < (h + 1) * G; r0 += R) {
+        const int g = r0 / R;
+        prefetch_lines(kr + S, vr + S, unit * pf_lines / units, (unit + 1) * pf_lines / units, row_lines);
+        ++unit;
+        vf s[NB];
+        for (int b = 0; b < nb; ++b) s[b] = qk_block<DT, R>(Q + size_t(r0) * dp, dp, kr + b * KB, hoff, nfull, half);
+        // Masking only where needed: each lane's row sees the step's first n keys, or
+        // fewer past the row's limit.
+        if (n < S || boundary) {
+          vi vis;
+          for (int r = 0; r < R; ++r) {
+            const int64_t v = boundary ? a.last_key[r0 + r] - j0 + 1 : n;
+            const int vrow = int(v < 0 ? 0 : v < n ? v : n);
+            for (int k = 0; k < KB; ++k) vis[r * KB + k] = vrow;
+          }
+          for (int b = 0; b < nb; ++b) s[b] = (lane_key + b * KB) < vis ? s[b] : splat(kNegInf);
+        }
+        vf mx = s[0];
+        for (int b = 1; b < nb; ++b) mx = s[b] > mx ? s[b] : mx;
+        mx = group_max<KB>(mx);
+        const vf mo = ld(mv + size_t(g) * W);
+        // The running max only moves now and then: the rescale (2^(m_old − m_new) on l
+        // and O) is skipped when it stays.
+        const bool grows = any_lane(mx > mo);
+        const vf mn = grows ? (mx > mo ? mx : mo) : mo;
+        const vf ref = mn == splat(kNegInf) ? vf{} : mn;  // nothing visible yet: P = 0
+        vf sum = vf{};
+        for (int b = 0; b < nb; ++b) {
+          const vf pb = exp2v(s[b] - ref);
+          st(P + size_t(b) * W, pb);
+          sum += pb;
+        }
+        prefetch_lines(kr + S, vr + S, unit * pf_lines / units, (unit + 1) * pf_lines / units, row_lines);
+        ++unit;
+        float* o = O + size_t(r0) * dp;
+        if (grows) {
+          const vf al = exp2v(mo - ref);
+          st(lv + size_t(g) * W, ld(lv + size_t(g) * W) * al + group_sum<KB>(sum));
+          st(mv + size_t(g) * W, mn);
+          st(alpha, al);
+          pv_rows_group<DT, R, C, true>(P, alpha, vr, hoff, n, dp, nfull, half, o);
+        } else {
+          st(lv + size_t(g) * W, ld(lv + size_t(g) * W) + group_sum<KB>(sum));
+          pv_rows_group<DT, R, C, false>(P, alpha, vr, hoff, n, dp, nfull, half, o);
+        }
       }
-      for (r = r0; r + 4 <= end; r += 4)
-        pv_decode_rows<DT, 4>(S + size_t(r) * kDecTile, alpha + r, vr, hoff, n, dp, nfull, half, O + size_t(r) * dp);
-      for (; r < end; ++r)
-        pv_decode_rows<DT, 1>(S + size_t(r) * kDecTile, alpha + r, vr, hoff, n, dp, nfull, half, O + size_t(r) * dp);
     }
   }
+  for (int r = 0; r < M; ++r) {
+    m[r] = mv[size_t(r / R) * W + (r % R) * KB];
+    l[r] = lv[size_t(r / R) * W + (r % R) * KB];
+  }
   finish_rows(a, dp, O, m, l);
+}
+
+template <int DT>
+void attend_decode_t(const AttnRowsJob& a, float* scratch) {
+  const int G = a.rows / a.heads;
+  if (G % 4 == 0) attend_decode_r<DT, 4>(a, scratch);
+  else if (G % 2 == 0) attend_decode_r<DT, 2>(a, scratch);
+  else attend_decode_r<DT, 1>(a, scratch);
 }
 
 }  // namespace

@@ -62,6 +62,98 @@ inline float hmax(vf v) {
 }
 #endif
 
+// ---- Many dot products at once: W accumulators → one vector of their sums ------------
+// A transpose-add tree: each step pairs vector i with vector i + n/2 and, in every
+// segment of width w, adds the low and high halves of both (two two-input shuffles and
+// one add), so n vectors of segments w wide become n/2 vectors of segments w/2 wide.
+// After log2 W steps one vector is left, lane L holding the sum of accumulator own[L];
+// a last shuffle puts accumulator i in lane i. W − 1 adds and 2W − 1 shuffles in all,
+// against W·log2 W shuffle-add pairs for W separate horizontal sums.
+struct LaneTree {
+  static constexpr int kSteps = W == 16 ? 4 : W == 8 ? 3 : 2;
+  int32_t lo[kSteps][W], hi[kSteps][W], fin[W];
+};
+constexpr LaneTree make_lane_tree() {
+  LaneTree t{};
+  int own[W][W] = {};  // own[i][s]: accumulator summed in segment s of vector i
+  for (int i = 0; i < W; ++i) own[i][0] = i;
+  for (int step = 0, n = W, w = W; step < LaneTree::kSteps; ++step, n /= 2, w /= 2) {
+    for (int L = 0; L < W; ++L) {
+      const int seg = L / w, in = L % w, h = w / 2;
+      const int from_b = in >= h ? W : 0, lane = seg * w + (in >= h ? in - h : in);
+      t.lo[step][L] = from_b + lane;
+      t.hi[step][L] = from_b + lane + h;
+    }
+    int next[W][W] = {};
+    for (int i = 0; i < n / 2; ++i)
+      for (int s = 0; s < W / w; ++s) {
+        next[i][2 * s] = own[i][s];
+        next[i][2 * s + 1] = own[i + n / 2][s];
+      }
+    for (int i = 0; i < W; ++i)
+      for (int s = 0; s < W; ++s) own[i][s] = next[i][s];
+  }
+  for (int L = 0; L < W; ++L) t.fin[own[0][L]] = L;
+  return t;
+}
+inline constexpr LaneTree kLaneTree = make_lane_tree();
+template <int N>
+inline vi lane_mask(const int32_t (&m)[N]) {
+  vi v;
+  std::memcpy(&v, m, sizeof v);
+  return v;
+}
+template <int Step>
+inline void lane_tree_step(vf* a, int n) {
+  const vi lo = lane_mask(kLaneTree.lo[Step]), hi = lane_mask(kLaneTree.hi[Step]);
+  for (int i = 0; i < n / 2; ++i) a[i] = __builtin_shuffle(a[i], a[i + n / 2], lo) + __builtin_shuffle(a[i], a[i + n / 2], hi);
+}
+// Lane i of the result = Σ lanes of a[i]; a is consumed.
+inline vf sum_lanes(vf* a) {
+  lane_tree_step<0>(a, W);
+  lane_tree_step<1>(a, W / 2);
+  if constexpr (LaneTree::kSteps > 2) lane_tree_step<2>(a, W / 4);
+  if constexpr (LaneTree::kSteps > 3) lane_tree_step<3>(a, W / 8);
+  return __builtin_shuffle(a[0], lane_mask(kLaneTree.fin));
+}
+
+// Whether any lane of a comparison result is set.
+inline bool any_lane(vi m) {
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif defined(__AVX__)
+  return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#else
+  return _mm_movemask_ps(_mm_castsi128_ps((__m128i)m)) != 0;
+#endif
+}
+
+// Reductions within groups of G consecutive lanes (G a power of two ≤ W), the result
+// in every lane of the group: log2 G butterfly steps (lane L meets lane L xor s).
+struct XorMasks {
+  int32_t m[5][W];
+};
+constexpr XorMasks make_xor_masks() {
+  XorMasks x{};
+  for (int k = 0; k < 5; ++k)
+    for (int L = 0; L < W; ++L) x.m[k][L] = (L ^ (1 << k)) % W;
+  return x;
+}
+inline constexpr XorMasks kXorMasks = make_xor_masks();
+template <int G>
+inline vf group_max(vf v) {
+  for (int k = 0; (1 << k) < G; ++k) {
+    const vf o = __builtin_shuffle(v, lane_mask(kXorMasks.m[k]));
+    v = o > v ? o : v;
+  }
+  return v;
+}
+template <int G>
+inline vf group_sum(vf v) {
+  for (int k = 0; (1 << k) < G; ++k) v += __builtin_shuffle(v, lane_mask(kXorMasks.m[k]));
+  return v;
+}
+
 // 2^x, lane-wise. x = n + f with n = round(x) and f ∈ [−0.5, 0.5]; 2^f by its Taylor
 // series to degree 7 (relative error < 1e-8, below f32 rounding); 2^n built in the
 // exponent field. x <= −127 (−inf included) gives exactly 0, x >= 127.5 gives +inf, NaN
