@@ -269,6 +269,38 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
     });
   });
 
+  it.each(DTYPES)('%s: scores rising ~200 (log2 units) along the sequence still match the reference', async (dtype) => {
+    // Key j is noise plus 0.5·j in every element, q is positive: the scores climb with j,
+    // so the running max grows all along and a kernel that stopped rescaling O and l
+    // (or let P = 2^(s − m) use a stale m far below s) overflows to inf.
+    const [L, Hq, Hkv, D, pageSize] = [300, 4, 1, 16, 16];
+    const p = pagedSetup([L], pageSize, Hkv, D, dtype, 91);
+    for (let slot = 0; slot < p.numPages * pageSize; slot++) {
+      const page = Math.floor(slot / pageSize);
+      const i = Array.from(p.table).indexOf(page); // the page's place in the sequence
+      if (i < 0) continue;
+      const j = i * pageSize + (slot % pageSize);
+      for (let e = 0; e < Hkv * D; e++) p.kc[slot * Hkv * D + e] = quantizeTo(Float32Array.of(0.1 * p.kc[slot * Hkv * D + e] + 0.5 * j), dtype)[0];
+    }
+    const q = quantizeTo(Float32Array.from(randn(Hq * D, 8), (x) => 0.3 + 0.05 * x), dtype);
+    const o = { device, dtype };
+    const r = pagedAttention(
+      tensor(q, [1, Hq, D], o), tensor(p.kc, [p.numPages, pageSize, Hkv, D], o), tensor(p.vc, [p.numPages, pageSize, Hkv, D], o),
+      tensor(p.table, [1, p.maxPages], { device }), tensor(Int32Array.of(L), [1], { device }), { returnLse: true },
+    );
+    const out = (await r.out.toArray()) as Float32Array;
+    const lse = (await r.lse!.toArray()) as Float32Array;
+    const s = { B: 1, Sq: 1, Sk: L, Hq, Hkv, D, causal: false };
+    const k = p.gather(p.kc, 0);
+    const v = p.gather(p.vc, 0);
+    const ref = attentionRef(q, k, v, s);
+    expect(ref.lse[0] - Math.log(L)).toBeGreaterThan(100); // the scores really do climb
+    const e = compare(out, ref.out);
+    expect(e.nonFinite).toBe(0);
+    expect(e.maxAbs).toBeLessThanOrEqual(2 * compare(attentionNaive(q, k, v, s, dtype), ref.out).maxAbs + 1e-5);
+    for (let h = 0; h < Hq; h++) expect(Math.abs(lse[h] - ref.lse[h])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref.lse[h])));
+  });
+
   it('rejects page indices out of range and seqLens past the block table at the next sync point', async () => {
     const q = tensor(randn(2 * 2 * 8, 1), [2, 2, 8], { device });
     const kc = tensor(randn(3 * 4 * 1 * 8, 2), [3, 4, 1, 8], { device });

@@ -279,6 +279,7 @@ inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t*
 // slower; prefetching whole rows in bursts (64 lines at once) lost it all (5.1 ms).
 // In cache (Sk = 2048, L3) the small steps cost ~10% more per key than 32-key tiles.
 constexpr int kDecStep = 8;
+constexpr float kDecSlack = 8;
 
 // W elements of dtype DT (0 f32, 1 f16, 2 bf16) at p as f32; ldx_half: the first W/2
 // (AVX-512 only, where D may be an odd multiple of 8), the rest zero.
@@ -464,9 +465,11 @@ void attend_decode_r(const AttnRowsJob& a, float* scratch) {
         for (int b = 1; b < nb; ++b) mx = s[b] > mx ? s[b] : mx;
         mx = group_max<KB>(mx);
         const vf mo = ld(mv + size_t(g) * W);
-        // The running max only moves now and then: the rescale (2^(m_old − m_new) on l
-        // and O) is skipped when it stays.
-        const bool grows = any_lane(mx > mo);
+        // The reference max m moves only when some row's max passes it by more than
+        // kDecSlack (log2 units): P = 2^(s − m) then stays ≤ 2^kDecSlack, O and l hold
+        // the same sums times a constant, and the 2^(m_old − m_new) rescale of O and l
+        // is skipped in most steps (FlashAttention-4's conditional rescaling).
+        const bool grows = any_lane(mx > mo + kDecSlack);
         const vf mn = grows ? (mx > mo ? mx : mo) : mo;
         const vf ref = mn == splat(kNegInf) ? vf{} : mn;  // nothing visible yet: P = 0
         vf sum = vf{};
