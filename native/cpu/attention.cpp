@@ -44,18 +44,25 @@ F by_isa(F avx512, F avx2, F scalar) {
 // scratch buffer of `floats` f32 (64-byte aligned).
 template <class Fn>
 void run_tasks(int64_t n, int64_t floats, const Fn& fn) {
-  std::atomic<int64_t> next{0};
-  cpu_pool().run([&](int, int) {
-    // Kept per pool thread and never zeroed: decode calls this per token, where a fresh
-    // zero-filled buffer (page faults included) would cost as much as the attention.
+  // Kept per thread and never zeroed: decode calls this per token, where a fresh
+  // zero-filled buffer (page faults included) would cost as much as the attention.
+  auto scratch = [floats]() {
     thread_local std::unique_ptr<float[]> buf;
     thread_local int64_t cap = 0;
     if (cap < floats + 16) {
       buf.reset(new float[size_t(floats) + 16]);
       cap = floats + 16;
     }
-    float* scratch = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.get()) + 63) & ~uintptr_t(63));
-    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(t, scratch);
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.get()) + 63) & ~uintptr_t(63));
+  };
+  if (n == 1) {  // one task: no hand-off to the pool (a short decode step)
+    fn(0, scratch());
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  cpu_pool().run([&](int, int) {
+    float* s = scratch();
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(t, s);
   });
 }
 
@@ -260,9 +267,14 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   std::unique_ptr<std::atomic<int>[]> done(new std::atomic<int>[size_t(T)]);
   for (int64_t t = 0; t < T; ++t) done[size_t(t)].store(0, std::memory_order_relaxed);
   float* lse_out = lse ? lse->data<float>() : nullptr;
-  run_tasks(nparts + T * cgroups, kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
+  // Sequences with a combine step: split ones, or all when the LSE is asked for.
+  std::vector<int64_t> to_combine;
+  for (int64_t t = 0; t < T; ++t)
+    if (splits[size_t(t)] > 1 || lse_out) to_combine.push_back(t);
+  const int64_t ncombine = int64_t(to_combine.size()) * cgroups;
+  run_tasks(nparts + ncombine, kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
     if (ti >= nparts) {
-      const int64_t t = (ti - nparts) / cgroups, h0 = (ti - nparts) % cgroups * kCombineHeads;
+      const int64_t t = to_combine[size_t((ti - nparts) / cgroups)], h0 = (ti - nparts) % cgroups * kCombineHeads;
       while (done[size_t(t)].load(std::memory_order_acquire) < splits[size_t(t)]) {
 #if defined(__x86_64__)
         __builtin_ia32_pause();
