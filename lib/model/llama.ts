@@ -240,7 +240,8 @@ export class LlamaModel {
     }
     const T = ids.length;
     // Per-token block-table rows: a prefill token attends to its own sequence's keys
-    // up to its position, exactly like a decode token does.
+    // up to its position, exactly like a decode token does (pagedAttention on cpu runs
+    // a chunk's rows as one causal prefill block).
     const maxPages = Math.max(1, ...items.map((it) => this.cache.pages(it.seq).length));
     const bt = new Int32Array(T * maxPages);
     const lens = new Int32Array(T);

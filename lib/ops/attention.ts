@@ -124,9 +124,13 @@ export function flashAttentionVarlen(
  * sequence, which sees all seqLens[t] cached tokens of its sequence (or the last
  * opts.window of them). Caches are [numPages, pageSize, Hkv, D] (as written by
  * ropeAndCache); blockTable i32[T, maxPages] names the page of tokens i·pageSize…; any
- * pageSize works (the cpu kernel takes 32 keys per softmax step and reads K/V in place,
+ * pageSize works (the cpu kernel takes 8 keys per softmax step and reads K/V in place,
  * so pages need not align with it). Long sequences are split across threads (cpu) or
- * thread blocks (CUDA); partial outputs are merged by their log-sum-exp.
+ * thread blocks (CUDA); partial outputs are merged by their log-sum-exp. Rows may also
+ * be a prefill chunk — consecutive tokens of one sequence, lengths rising by one, the
+ * same block-table row — and the cpu backend then runs each run of 8 or more such rows
+ * through the FlashAttention tile kernel as one causal block (same result, K/V tiles
+ * shared by the block's queries).
  * Page indices and lengths are checked on the device (a bad one fails at the next sync).
  */
 export function pagedAttention(

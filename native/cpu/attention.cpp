@@ -86,39 +86,33 @@ std::vector<int64_t> offsets(const Tensor* cu, int64_t batch, int64_t len, int64
 
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
-               const AttentionParams& p, const Tensor& out, const Tensor* lse) {
-  const bool varlen = cu_q != nullptr;
+// Shortest run of prefill-chunk rows of pagedAttention given to the prefill tile kernel.
+constexpr int64_t kPrefillRun = 8;
+
+// A prefill task: up to bq consecutive query tokens of one sequence (`seq`, from its
+// q0-th) × the G q heads of one kv head, for the tile kernel (attend_rows).
+struct PrefillTask {
+  int64_t seq, kvh, q0, nq, cost;
+};
+
+// Runs prefill tasks, most expensive first. token(t, i) gives query token i of task t
+// as {row in q and out, last key it sees}; keys(t, job) points job.k / job.v at the
+// task's kv head and sets job.k_end; lse(t, token, h, value) stores a natural-log LSE
+// (called only when `want_lse`).
+template <class Token, class Keys, class Lse>
+void run_prefill(std::vector<PrefillTask>& tasks, const Tensor& q, const Tensor& out, int G, float scale_log2,
+                 bool want_lse, const Token& token, const Keys& keys, const Lse& lse) {
   const int rank = q.rank();
-  const int Hq = int(q.dim(rank - 2)), D = int(q.dim(rank - 1)), Hkv = int(k.dim(rank - 2)), G = Hq / Hkv;
-  const int64_t B = varlen ? cu_q->dim(0) - 1 : q.dim(0);
-  const int64_t Tq = varlen ? q.dim(0) : B * q.dim(1), Tk = varlen ? k.dim(0) : B * k.dim(1);
-  const std::vector<int64_t> qo = offsets(cu_q, B, varlen ? 0 : q.dim(1), Tq, "cuSeqlensQ");
-  const std::vector<int64_t> ko = offsets(cu_k, B, varlen ? 0 : k.dim(1), Tk, "cuSeqlensK");
+  const int Hq = int(q.dim(rank - 2)), D = int(q.dim(rank - 1));
   const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
-  // Rows of one task: bq queries × the G q heads that share a kv head.
-  const int bq = std::max(1, kAttnTaskRows / G);
-  struct Task {
-    int64_t b, kvh, q0, cost;
-  };
-  std::vector<Task> tasks;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t sq = qo[size_t(b) + 1] - qo[size_t(b)], sk = ko[size_t(b) + 1] - ko[size_t(b)];
-    for (int64_t q0 = 0; q0 < sq; q0 += bq) {
-      const int64_t keys = p.causal ? std::clamp<int64_t>(q0 + bq + sk - sq, 0, sk) : sk;
-      for (int64_t h = 0; h < Hkv; ++h) tasks.push_back({b, h, q0, keys + 1});
-    }
-  }
-  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& x, const Task& y) { return x.cost > y.cost; });
+  std::stable_sort(tasks.begin(), tasks.end(), [](const PrefillTask& x, const PrefillTask& y) { return x.cost > y.cost; });
+  int rows_max = 1;
+  for (const PrefillTask& t : tasks) rows_max = std::max(rows_max, int(G * t.nq));
   auto* kernel = by_isa(isa_avx512::attend_rows, isa_avx2::attend_rows, isa_scalar::attend_rows);
-  const int rows_max = G * bq;
-  const float scale_log2 = float(double(p.scale) * kLog2e);
-  float* lse_out = lse ? lse->data<float>() : nullptr;
   run_tasks(int64_t(tasks.size()), attn_scratch_floats(rows_max, D) + 6 * int64_t(rows_max), [&](int64_t ti, float* scratch) {
-    const Task& t = tasks[size_t(ti)];
-    const int64_t sq = qo[size_t(t.b) + 1] - qo[size_t(t.b)], sk = ko[size_t(t.b) + 1] - ko[size_t(t.b)];
-    const int nq = int(std::min<int64_t>(bq, sq - t.q0)), M = G * nq;
+    const PrefillTask& t = tasks[size_t(ti)];
+    const int nq = int(t.nq), M = G * nq;
     // Per-row pointers and limits live at the end of this thread's scratch.
     float* tail = scratch + attn_scratch_floats(rows_max, D);
     auto* qrows = reinterpret_cast<const char**>(tail);
@@ -131,15 +125,16 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
       lse_big.resize(size_t(M));
       l2 = lse_big.data();
     }
-    for (int g = 0; g < G; ++g)
-      for (int i = 0; i < nq; ++i) {
+    for (int i = 0; i < nq; ++i) {
+      const auto [tok, lim] = token(t, i);
+      for (int g = 0; g < G; ++g) {
         const int r = g * nq + i;
-        const int64_t tok = qo[size_t(t.b)] + t.q0 + i, h = t.kvh * G + g;
+        const int64_t h = t.kvh * G + g;
         qrows[r] = q.data<char>() + (size_t(tok) * Hq + size_t(h)) * D * es;
         orows[r] = out.data<char>() + (size_t(tok) * Hq + size_t(h)) * D * es;
-        // Bottom-right alignment: query i of sq sees keys j <= i + sk − sq.
-        last[r] = p.causal ? t.q0 + i + sk - sq : sk - 1;
+        last[r] = lim;
       }
+    }
     AttnRowsJob job;
     job.dtype = dt;
     job.D = D;
@@ -147,25 +142,62 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
     job.rows = M;
     job.q = qrows;
     job.last_key = last;
-    const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
-    job.k.base = k.data<char>() + ko[size_t(t.b)] * row_bytes + t.kvh * D * int64_t(es);
-    job.v.base = v.data<char>() + ko[size_t(t.b)] * row_bytes + t.kvh * D * int64_t(es);
-    job.k.stride = job.v.stride = row_bytes;
     job.k_begin = 0;
-    job.k_end = sk;
+    keys(t, job);
     job.out_dtype = dt;
     job.out = orows;
     job.lse2 = l2;
     kernel(job, scratch);
-    if (!lse_out) return;
-    for (int g = 0; g < G; ++g)
-      for (int i = 0; i < nq; ++i) {
-        const int64_t h = t.kvh * G + g, qi = t.q0 + i;
-        // Dense: [B, Hq, Sq]; packed: [Hq, Tq] (flash-attn's layouts).
-        const int64_t idx = varlen ? h * Tq + qo[size_t(t.b)] + qi : (t.b * Hq + h) * sq + qi;
-        lse_out[idx] = float(double(l2[g * nq + i]) * kLn2);
-      }
+    if (!want_lse) return;
+    for (int i = 0; i < nq; ++i) {
+      const int64_t tok = token(t, i).first;
+      for (int g = 0; g < G; ++g) lse(t, tok, t.kvh * G + g, float(double(l2[g * nq + i]) * kLn2));
+    }
   });
+}
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* cu_q, const Tensor* cu_k,
+               const AttentionParams& p, const Tensor& out, const Tensor* lse) {
+  const bool varlen = cu_q != nullptr;
+  const int rank = q.rank();
+  const int Hq = int(q.dim(rank - 2)), D = int(q.dim(rank - 1)), Hkv = int(k.dim(rank - 2)), G = Hq / Hkv;
+  const int64_t B = varlen ? cu_q->dim(0) - 1 : q.dim(0);
+  const int64_t Tq = varlen ? q.dim(0) : B * q.dim(1), Tk = varlen ? k.dim(0) : B * k.dim(1);
+  const std::vector<int64_t> qo = offsets(cu_q, B, varlen ? 0 : q.dim(1), Tq, "cuSeqlensQ");
+  const std::vector<int64_t> ko = offsets(cu_k, B, varlen ? 0 : k.dim(1), Tk, "cuSeqlensK");
+  const int64_t row_bytes = int64_t(Hkv) * D * int64_t(dtype_size(q.dtype));
+  // Rows of one task: bq queries × the G q heads that share a kv head.
+  const int bq = std::max(1, kAttnTaskRows / G);
+  std::vector<PrefillTask> tasks;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t sq = qo[size_t(b) + 1] - qo[size_t(b)], sk = ko[size_t(b) + 1] - ko[size_t(b)];
+    for (int64_t q0 = 0; q0 < sq; q0 += bq) {
+      const int64_t keys = p.causal ? std::clamp<int64_t>(q0 + bq + sk - sq, 0, sk) : sk;
+      for (int64_t h = 0; h < Hkv; ++h) tasks.push_back({b, h, q0, std::min<int64_t>(bq, sq - q0), keys + 1});
+    }
+  }
+  float* lse_out = lse ? lse->data<float>() : nullptr;
+  auto len_q = [&](int64_t b) { return qo[size_t(b) + 1] - qo[size_t(b)]; };
+  auto len_k = [&](int64_t b) { return ko[size_t(b) + 1] - ko[size_t(b)]; };
+  run_prefill(
+      tasks, q, out, G, float(double(p.scale) * kLog2e), lse_out != nullptr,
+      [&](const PrefillTask& t, int i) {
+        // Bottom-right alignment: query i of sq sees keys j <= i + sk − sq.
+        const int64_t qi = t.q0 + i;
+        return std::pair<int64_t, int64_t>{qo[size_t(t.seq)] + qi, p.causal ? qi + len_k(t.seq) - len_q(t.seq) : len_k(t.seq) - 1};
+      },
+      [&](const PrefillTask& t, AttnRowsJob& job) {
+        const int64_t off = ko[size_t(t.seq)] * row_bytes + t.kvh * D * int64_t(dtype_size(q.dtype));
+        job.k.base = k.data<char>() + off;
+        job.v.base = v.data<char>() + off;
+        job.k.stride = job.v.stride = row_bytes;
+        job.k_end = len_k(t.seq);
+      },
+      [&](const PrefillTask& t, int64_t tok, int64_t h, float value) {
+        // Dense: [B, Hq, Sq]; packed: [Hq, Tq] (flash-attn's layouts).
+        const int64_t qi = tok - qo[size_t(t.seq)];
+        lse_out[varlen ? h * Tq + tok : (t.seq * Hq + h) * len_q(t.seq) + qi] = value;
+      });
 }
 
 // Merges the ns split results of sequence t for heads [h0, h1): out = Σ_s 2^(lse_s −
@@ -213,6 +245,54 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                  ") but blockTable[", t, "][", i, "] = ", pg);
     }
   }
+  const size_t es = dtype_size(q.dtype);
+  const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
+  const float scale_log2 = float(double(p.scale) * kLog2e);
+  float* lse_out = lse ? lse->data<float>() : nullptr;
+  // Prefill chunks: runs of consecutive rows of one sequence (lengths rising by one,
+  // block-table rows agreeing on the pages each uses), as the model's prefill passes
+  // them, go to the prefill tile kernel as causal blocks of bq tokens: a K/V tile is
+  // then converted once for a block of queries instead of read once per query.
+  // Sliding windows keep the per-row path (the tile kernel has no per-row start).
+  std::vector<char> in_run(size_t(T), 0);
+  std::vector<std::pair<int64_t, int64_t>> runs;  // first row, rows
+  std::vector<PrefillTask> ptasks;
+  if (p.window == 0) {
+    const int G = Hq / Hkv, bq = std::max(1, kAttnTaskRows / G);
+    for (int64_t t = 0; t < T;) {
+      int64_t e = t + 1;
+      while (e < T && lens[e] == lens[e - 1] + 1 &&
+             std::equal(table + (e - 1) * max_pages, table + (e - 1) * max_pages + (lens[e - 1] + page_size - 1) / page_size,
+                        table + e * max_pages))
+        ++e;
+      if (e - t >= kPrefillRun) {
+        std::fill(in_run.begin() + t, in_run.begin() + e, 1);
+        for (int64_t q0 = 0; q0 < e - t; q0 += bq) {
+          const int64_t nq = std::min<int64_t>(bq, e - t - q0);
+          for (int64_t h = 0; h < Hkv; ++h) ptasks.push_back({int64_t(runs.size()), h, q0, nq, lens[t + q0 + nq - 1] + 1});
+        }
+        runs.emplace_back(t, e - t);
+      }
+      t = e;
+    }
+  }
+  if (!ptasks.empty())
+    run_prefill(
+        ptasks, q, out, Hq / Hkv, scale_log2, lse_out != nullptr,
+        [&](const PrefillTask& t, int i) {
+          const int64_t tok = runs[size_t(t.seq)].first + t.q0 + i;
+          return std::pair<int64_t, int64_t>{tok, lens[tok] - 1};
+        },
+        [&](const PrefillTask& t, AttnRowsJob& job) {
+          const auto [t0, n] = runs[size_t(t.seq)];
+          job.k.base = k_cache.data<char>() + int64_t(t.kvh) * D * int64_t(es);
+          job.v.base = v_cache.data<char>() + int64_t(t.kvh) * D * int64_t(es);
+          job.k.stride = job.v.stride = row_bytes;
+          job.k.pages = job.v.pages = table + (t0 + n - 1) * max_pages;  // the run's last row covers every key
+          job.k.page_size = job.v.page_size = page_size;
+          job.k_end = lens[t0 + t.q0 + t.nq - 1];
+        },
+        [&](const PrefillTask&, int64_t tok, int64_t h, float value) { lse_out[tok * Hq + h] = value; });
   const int threads = cpu_pool().size();
   // A task is one split of one sequence over every kv head at once: each cached token
   // row (Hkv·D contiguous elements) is then read in order, once. Splits are whole key
@@ -230,12 +310,14 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     return std::max<int64_t>(1, (lens[t] - first(t) + kAttnDecodeKeys - 1) / kAttnDecodeKeys);
   };
   int64_t total_tiles = 0;
-  for (int64_t t = 0; t < T; ++t) total_tiles += tiles_of(t);
+  for (int64_t t = 0; t < T; ++t) total_tiles += in_run[size_t(t)] ? 0 : tiles_of(t);
   const int64_t chunk = std::max<int64_t>(4, (total_tiles + threads - 1) / threads);
+  bool any_split = false;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t tiles = tiles_of(t);
     const int64_t s = p.num_splits > 0 ? p.num_splits : (tiles + chunk - 1) / chunk;
-    splits[size_t(t)] = int(std::clamp<int64_t>(s, 1, tiles));
+    splits[size_t(t)] = in_run[size_t(t)] ? 0 : int(std::clamp<int64_t>(s, 1, tiles));  // 0: done by a prefill task
+    any_split |= splits[size_t(t)] > 1;
     part_base[size_t(t) + 1] = part_base[size_t(t)] + splits[size_t(t)];
   }
   const int64_t nparts = part_base[size_t(T)];
@@ -245,7 +327,7 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   // a zero fill, as long as the attention itself at Sk ≈ 1000.
   thread_local std::vector<float> part_o, part_lse;
   if (part_lse.size() < size_t(nparts * Hq)) part_lse.resize(size_t(nparts * Hq));
-  if (nparts > T && part_o.size() < size_t(nparts * Hq * D)) part_o.resize(size_t(nparts * Hq * D));
+  if (any_split && part_o.size() < size_t(nparts * Hq * D)) part_o.resize(size_t(nparts * Hq * D));
   // The lambdas below run on pool threads: they must not name the thread_locals.
   float* const part_o_p = part_o.data();
   float* const part_lse_p = part_lse.data();
@@ -253,11 +335,8 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   tasks.reserve(size_t(nparts));
   for (int64_t t = 0; t < T; ++t)
     for (int s = 0; s < splits[size_t(t)]; ++s) tasks.emplace_back(t, s);
-  const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
-  const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
   auto* kernel = by_isa(isa_avx512::attend_decode, isa_avx2::attend_decode, isa_scalar::attend_decode);
-  const float scale_log2 = float(double(p.scale) * kLog2e);
   const int64_t kernel_floats = attn_decode_scratch_floats(Hq, D);
   // One pool job: the split tasks, then the combine tasks (a sequence's heads in groups
   // of kCombineHeads), claimed in that order; a combine task waits for the splits of
@@ -266,12 +345,12 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const int64_t cgroups = (Hq + kCombineHeads - 1) / kCombineHeads;
   std::unique_ptr<std::atomic<int>[]> done(new std::atomic<int>[size_t(T)]);
   for (int64_t t = 0; t < T; ++t) done[size_t(t)].store(0, std::memory_order_relaxed);
-  float* lse_out = lse ? lse->data<float>() : nullptr;
   // Sequences with a combine step: split ones, or all when the LSE is asked for.
   std::vector<int64_t> to_combine;
   for (int64_t t = 0; t < T; ++t)
-    if (splits[size_t(t)] > 1 || lse_out) to_combine.push_back(t);
+    if (splits[size_t(t)] > 1 || (lse_out && splits[size_t(t)] == 1)) to_combine.push_back(t);
   const int64_t ncombine = int64_t(to_combine.size()) * cgroups;
+  if (nparts + ncombine == 0) return;
   run_tasks(nparts + ncombine, kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
     if (ti >= nparts) {
       const int64_t t = to_combine[size_t((ti - nparts) / cgroups)], h0 = (ti - nparts) % cgroups * kCombineHeads;
