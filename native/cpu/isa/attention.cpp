@@ -59,6 +59,8 @@ template <int RB>
 inline void qkt_rows(const float* qt, size_t ldq, const float* k, size_t ks, int D, int n, int rv, float* out) {
   int j = 0;
   for (; j + kJ <= n; j += kJ) qkt_tile<kJ, RB>(qt, ldq, k, ks, D, j, rv, out);
+  // The rest of a 64-key tile (64 = 10·6 + 4) in one blocked tile, not key by key.
+  for (; j + 4 <= n; j += 4) qkt_tile<4, RB>(qt, ldq, k, ks, D, j, rv, out);
   for (; j < n; ++j) qkt_tile<1, RB>(qt, ldq, k, ks, D, j, rv, out);
 }
 inline void qkt_block(const float* qt, size_t ldq, const float* k, size_t ks, int D, int n, int nv, float* out) {
