@@ -49,8 +49,8 @@ struct AttnRowsJob {
   float* lse2 = nullptr;
 };
 
-// Keys per softmax step of the decode kernel (one query per row, K/V read in place):
-// two f32 score vectors per row with AVX-512. Paged splits are whole such tiles.
+// Paged decode splits are whole multiples of this many keys (the decode kernel itself
+// steps 8 keys at a time, 16 for one-row groups: kDecStep in cpu/isa/attention.cpp).
 constexpr int kAttnDecodeKeys = 32;
 
 // f32 scratch the prefill tile kernel needs for `rows` rows of head dim D: Q rows, Q
@@ -62,11 +62,11 @@ inline int64_t attn_scratch_floats(int rows, int D) {
   return (n + 15) / 16 * 16;  // keeps what callers place after it 64-byte aligned
 }
 
-// f32 scratch of the decode kernel: Q and O rows, a tile of scores, m and l (as
-// vectors and per row), alpha.
+// f32 scratch of the decode kernel: Q and O rows, one step's scores (at most 32), m
+// and l as vectors (at most 16 lanes per row) and per row, alpha.
 inline int64_t attn_decode_scratch_floats(int rows, int D) {
   const int64_t dp = (D + 15) / 16 * 16;
-  const int64_t n = int64_t(rows) * dp * 2 + int64_t(rows) * (kAttnDecodeKeys + 3) + int64_t(rows) * 2 * 16 + 64;
+  const int64_t n = 2 * int64_t(rows) * dp + 32 + 2 * int64_t(rows) * 16 + 16 + 2 * int64_t(rows);
   return (n + 15) / 16 * 16;
 }
 
