@@ -212,6 +212,70 @@ async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D
   }
 }
 
+/**
+ * pagedAttention rows as the model's prefill passes them: sequence 0 a 37-token chunk after
+ * 50 cached tokens, sequence 1 one decode row, sequence 2 a 9-token chunk from 0, sequence 3
+ * a 5-token chunk (shorter than a prefill run: the per-row path) — each row against the
+ * fp64 per-row reference, output and LSE.
+ */
+async function checkPrefillChunks(device: string, dtype: FloatDType) {
+  const [Hq, Hkv, D, pageSize] = [8, 2, 40, 16];
+  const chunks = [
+    { total: 87, from: 50 },
+    { total: 20, from: 19 },
+    { total: 9, from: 0 },
+    { total: 5, from: 0 },
+  ];
+  const seqPages = chunks.map((c) => Math.ceil(c.total / pageSize));
+  const maxPages = Math.max(...seqPages) + 1;
+  const numPages = seqPages.reduce((a, b) => a + b, 0) + 2;
+  const r = rng(404);
+  const perm = Array.from({ length: numPages }, (_, i) => i).sort(() => r() - 0.5);
+  let next = 0;
+  const pagesOf = seqPages.map((n) => perm.slice(next, (next += n)));
+  const rowSeq: number[] = [];
+  const lens: number[] = [];
+  chunks.forEach((c, si) => {
+    for (let p = c.from; p < c.total; p++) {
+      rowSeq.push(si);
+      lens.push(p + 1);
+    }
+  });
+  const T = lens.length;
+  const table = new Int32Array(T * maxPages).fill(-3);
+  rowSeq.forEach((si, t) => table.set(pagesOf[si], t * maxPages));
+  const kc = quantizeTo(randn(numPages * pageSize * Hkv * D, 405), dtype);
+  const vc = quantizeTo(randn(numPages * pageSize * Hkv * D, 406), dtype);
+  const q = quantizeTo(randn(T * Hq * D, 407), dtype);
+  const gather = (c: Float32Array, si: number, len: number) => {
+    const rowLen = Hkv * D;
+    const out = new Float32Array(len * rowLen);
+    for (let j = 0; j < len; j++) {
+      const slot = pagesOf[si][Math.floor(j / pageSize)] * pageSize + (j % pageSize);
+      out.set(c.subarray(slot * rowLen, (slot + 1) * rowLen), j * rowLen);
+    }
+    return out;
+  };
+  const o = { device, dtype };
+  const res = pagedAttention(
+    tensor(q, [T, Hq, D], o), tensor(kc, [numPages, pageSize, Hkv, D], o), tensor(vc, [numPages, pageSize, Hkv, D], o),
+    tensor(table, [T, maxPages], { device }), tensor(Int32Array.from(lens), [T], { device }), { returnLse: true },
+  );
+  const out = (await res.out.toArray()) as Float32Array;
+  const lse = (await res.lse!.toArray()) as Float32Array;
+  for (let t = 0; t < T; t++) {
+    const s = { B: 1, Sq: 1, Sk: lens[t], Hq, Hkv, D, causal: false };
+    const rowQ = q.subarray(t * Hq * D, (t + 1) * Hq * D);
+    const k = gather(kc, rowSeq[t], lens[t]);
+    const v = gather(vc, rowSeq[t], lens[t]);
+    const ref = attentionRef(rowQ, k, v, s);
+    const e = compare(out.subarray(t * Hq * D, (t + 1) * Hq * D), ref.out);
+    expect(e.nonFinite).toBe(0);
+    expect(e.maxAbs, `row ${t}`).toBeLessThanOrEqual(2 * compare(attentionNaive(rowQ, k, v, s, dtype), ref.out).maxAbs + 1e-5);
+    for (let h = 0; h < Hq; h++) expect(Math.abs(lse[t * Hq + h] - ref.lse[h]), `lse row ${t} head ${h}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref.lse[h])));
+  }
+}
+
 describe.each(DEVICES)('pagedAttention on %s', (device) => {
   it.each([
     ['f16', 100, 16],
@@ -302,64 +366,7 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
   });
 
   it.each(DTYPES)('%s: prefill chunks (rows of one sequence, lengths rising by one) match the per-row reference', async (dtype) => {
-    // Rows as the model's prefill passes them: sequence 0 a 37-token chunk after 50
-    // cached tokens, sequence 1 one decode row, sequence 2 a 9-token chunk from 0,
-    // sequence 3 a 5-token chunk (shorter than a prefill run: the per-row path).
-    const [Hq, Hkv, D, pageSize] = [8, 2, 40, 16];
-    const chunks = [
-      { total: 87, from: 50 },
-      { total: 20, from: 19 },
-      { total: 9, from: 0 },
-      { total: 5, from: 0 },
-    ];
-    const seqPages = chunks.map((c) => Math.ceil(c.total / pageSize));
-    const maxPages = Math.max(...seqPages) + 1;
-    const numPages = seqPages.reduce((a, b) => a + b, 0) + 2;
-    const r = rng(404);
-    const perm = Array.from({ length: numPages }, (_, i) => i).sort(() => r() - 0.5);
-    let next = 0;
-    const pagesOf = seqPages.map((n) => perm.slice(next, (next += n)));
-    const rowSeq: number[] = [];
-    const lens: number[] = [];
-    chunks.forEach((c, si) => {
-      for (let p = c.from; p < c.total; p++) {
-        rowSeq.push(si);
-        lens.push(p + 1);
-      }
-    });
-    const T = lens.length;
-    const table = new Int32Array(T * maxPages).fill(-3);
-    rowSeq.forEach((si, t) => table.set(pagesOf[si], t * maxPages));
-    const kc = quantizeTo(randn(numPages * pageSize * Hkv * D, 405), dtype);
-    const vc = quantizeTo(randn(numPages * pageSize * Hkv * D, 406), dtype);
-    const q = quantizeTo(randn(T * Hq * D, 407), dtype);
-    const gather = (c: Float32Array, si: number, len: number) => {
-      const rowLen = Hkv * D;
-      const out = new Float32Array(len * rowLen);
-      for (let j = 0; j < len; j++) {
-        const slot = pagesOf[si][Math.floor(j / pageSize)] * pageSize + (j % pageSize);
-        out.set(c.subarray(slot * rowLen, (slot + 1) * rowLen), j * rowLen);
-      }
-      return out;
-    };
-    const o = { device, dtype };
-    const res = pagedAttention(
-      tensor(q, [T, Hq, D], o), tensor(kc, [numPages, pageSize, Hkv, D], o), tensor(vc, [numPages, pageSize, Hkv, D], o),
-      tensor(table, [T, maxPages], { device }), tensor(Int32Array.from(lens), [T], { device }), { returnLse: true },
-    );
-    const out = (await res.out.toArray()) as Float32Array;
-    const lse = (await res.lse!.toArray()) as Float32Array;
-    for (let t = 0; t < T; t++) {
-      const s = { B: 1, Sq: 1, Sk: lens[t], Hq, Hkv, D, causal: false };
-      const rowQ = q.subarray(t * Hq * D, (t + 1) * Hq * D);
-      const k = gather(kc, rowSeq[t], lens[t]);
-      const v = gather(vc, rowSeq[t], lens[t]);
-      const ref = attentionRef(rowQ, k, v, s);
-      const e = compare(out.subarray(t * Hq * D, (t + 1) * Hq * D), ref.out);
-      expect(e.nonFinite).toBe(0);
-      expect(e.maxAbs, `row ${t}`).toBeLessThanOrEqual(2 * compare(attentionNaive(rowQ, k, v, s, dtype), ref.out).maxAbs + 1e-5);
-      for (let h = 0; h < Hq; h++) expect(Math.abs(lse[t * Hq + h] - ref.lse[h]), `lse row ${t} head ${h}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref.lse[h])));
-    }
+    await checkPrefillChunks(device, dtype);
   });
 
   it('rejects page indices out of range and seqLens past the block table at the next sync point', async () => {
@@ -383,6 +390,7 @@ describe('attention on every cpu ISA path', () => {
         await checkDense('cpu', { B: 2, Sq: 77, Sk: 131, Hq: 6, Hkv: 2, D: 88, causal: true }, dtype, 3);
         await checkDense('cpu', { B: 1, Sq: 5, Sk: 300, Hq: 4, Hkv: 4, D: 256, causal: false }, dtype, 4);
         await checkPaged('cpu', dtype, 16, 88, 6, 3);
+        await checkPrefillChunks('cpu', dtype);
       }
     } finally {
       restore();
