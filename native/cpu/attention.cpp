@@ -200,10 +200,11 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
       });
 }
 
-// Merges the ns split results of sequence t for heads [h0, h1): out = Σ_s 2^(lse_s −
-// lse_max) · o_s / Σ_s 2^(lse_s − lse_max) (lse in base 2); one split only writes the LSE.
-void combine_splits(const float* part_o, const float* lse2, int64_t p0, int64_t ns, int64_t t, int64_t h0, int64_t h1,
-                    int64_t Hq, int D, const Tensor& out, float* lse_out) {
+// Merges the ns split results of sequence t (outputs part_o [ns, Hq, D], base-2 LSEs
+// lse2 [ns, Hq]) for heads [h0, h1): out = Σ_s 2^(lse_s − lse_max) · o_s / Σ_s
+// 2^(lse_s − lse_max); one split only writes the LSE.
+void combine_splits(const float* part_o, const float* lse2, int64_t ns, int64_t t, int64_t h0, int64_t h1, int64_t Hq,
+                    int D, const Tensor& out, float* lse_out) {
   float acc[256];  // D ≤ 256 (checked by the bindings)
   for (int64_t h = h0; h < h1; ++h) {
     const int64_t th = t * Hq + h;
@@ -220,7 +221,7 @@ void combine_splits(const float* part_o, const float* lse2, int64_t p0, int64_t 
       if (ls == -INFINITY) continue;
       const float w = std::exp2(ls - mx);
       wsum += w;
-      const float* o = part_o + size_t((p0 + s) * Hq + h) * D;
+      const float* o = part_o + size_t(s * Hq + h) * D;
       for (int d = 0; d < D; ++d) acc[d] += w * o[d];
     }
     const float inv = wsum > 0 ? float(1.0 / wsum) : 0.f;
@@ -359,7 +360,8 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
         __builtin_ia32_pause();
 #endif
       }
-      combine_splits(part_o_p, part_lse_p + part_base[size_t(t)] * Hq, part_base[size_t(t)], splits[size_t(t)], t, h0,
+      const int64_t p0 = part_base[size_t(t)];
+      combine_splits(splits[size_t(t)] > 1 ? part_o_p + p0 * Hq * D : nullptr, part_lse_p + p0 * Hq, splits[size_t(t)], t, h0,
                      std::min<int64_t>(Hq, h0 + kCombineHeads), Hq, D, out, lse_out);
       return;
     }
