@@ -131,17 +131,18 @@ inline bool any_lane(vi m) {
 // Reductions within groups of G consecutive lanes (G a power of two ≤ W), the result
 // in every lane of the group: log2 G butterfly steps (lane L meets lane L xor s).
 struct XorMasks {
-  int32_t m[5][W];
+  int32_t m[LaneTree::kSteps][W];  // lane L meets lane L xor 2^k, for 2^k < W
 };
 constexpr XorMasks make_xor_masks() {
   XorMasks x{};
-  for (int k = 0; k < 5; ++k)
-    for (int L = 0; L < W; ++L) x.m[k][L] = (L ^ (1 << k)) % W;
+  for (int k = 0; k < LaneTree::kSteps; ++k)
+    for (int L = 0; L < W; ++L) x.m[k][L] = L ^ (1 << k);
   return x;
 }
 inline constexpr XorMasks kXorMasks = make_xor_masks();
 template <int G>
 inline vf group_max(vf v) {
+  static_assert(G >= 1 && G <= W && (G & (G - 1)) == 0, "groups are a power of two lanes");
   for (int k = 0; (1 << k) < G; ++k) {
     const vf o = __builtin_shuffle(v, lane_mask(kXorMasks.m[k]));
     v = o > v ? o : v;
@@ -150,6 +151,7 @@ inline vf group_max(vf v) {
 }
 template <int G>
 inline vf group_sum(vf v) {
+  static_assert(G >= 1 && G <= W && (G & (G - 1)) == 0, "groups are a power of two lanes");
   for (int k = 0; (1 << k) < G; ++k) v += __builtin_shuffle(v, lane_mask(kXorMasks.m[k]));
   return v;
 }
