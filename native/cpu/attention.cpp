@@ -21,6 +21,8 @@ namespace llmk::cpu {
   void attend_rows(const AttnRowsJob& a, float* scratch);            \
   void attend_rows_naive(const AttnRowsJob& a, float* scratch);      \
   void attend_decode(const AttnRowsJob& a, float* scratch);          \
+  float combine_row(const float* part_o, size_t o_stride, const float* lse2, size_t l_stride, int ns, int D, \
+                    int out_dtype, void* out);                       \
   }
 LLMK_DECLARE_ATTN(isa_scalar)
 LLMK_DECLARE_ATTN(isa_avx2)
@@ -205,28 +207,15 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* 
 // 2^(lse_s − lse_max); one split only writes the LSE.
 void combine_splits(const float* part_o, const float* lse2, int64_t ns, int64_t t, int64_t h0, int64_t h1, int64_t Hq,
                     int D, const Tensor& out, float* lse_out) {
-  float acc[256];  // D ≤ 256 (checked by the bindings)
+  auto* row = by_isa(isa_avx512::combine_row, isa_avx2::combine_row, isa_scalar::combine_row);
+  const size_t es = dtype_size(out.dtype);
   for (int64_t h = h0; h < h1; ++h) {
     const int64_t th = t * Hq + h;
-    float mx = -INFINITY;
-    for (int64_t s = 0; s < ns; ++s) mx = std::max(mx, lse2[s * Hq + h]);
-    if (ns == 1) {
-      if (lse_out) lse_out[th] = float(double(mx) * kLn2);
-      continue;
-    }
-    std::fill(acc, acc + D, 0.f);
-    double wsum = 0;
-    for (int64_t s = 0; s < ns; ++s) {
-      const float ls = lse2[s * Hq + h];
-      if (ls == -INFINITY) continue;
-      const float w = std::exp2(ls - mx);
-      wsum += w;
-      const float* o = part_o + size_t(s * Hq + h) * D;
-      for (int d = 0; d < D; ++d) acc[d] += w * o[d];
-    }
-    const float inv = wsum > 0 ? float(1.0 / wsum) : 0.f;
-    for (int d = 0; d < D; ++d) store_f32(out.raw(), out.dtype, th * D + d, acc[d] * inv);
-    if (lse_out) lse_out[th] = wsum > 0 ? float((double(mx) + std::log2(wsum)) * kLn2) : -INFINITY;
+    float l2 = lse2[h];
+    if (ns > 1)
+      l2 = row(part_o + size_t(h) * D, size_t(Hq) * D, lse2 + h, size_t(Hq), int(ns), D, dtype_code(out.dtype),
+               out.data<char>() + size_t(th) * D * es);
+    if (lse_out) lse_out[th] = l2 == -INFINITY ? -INFINITY : float(double(l2) * kLn2);
   }
 }
 

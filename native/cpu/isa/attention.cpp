@@ -616,6 +616,33 @@ void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
   for (int r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
 }
 
+// Flash-decoding's combine for one row: the ns partial outputs O_s (f32, part_o +
+// s·o_stride) with their base-2 LSEs (lse2[s·l_stride]) merge as Σ w_s·O_s / Σ w_s,
+// w_s = 2^(lse2_s − max lse2), into out (out_dtype); returns the merged base-2 LSE. A
+// split that saw no key (−inf) weighs nothing; if none saw one, out is 0 and the LSE
+// −inf. (Was a scalar loop in the driver, its f16 stores without F16C: ~6 µs of each
+// Sk = 1024 decode call, after the kernels.)
+float combine_row(const float* part_o, size_t o_stride, const float* lse2, size_t l_stride, int ns, int D,
+                  int out_dtype, void* out) {
+  float mx = kNegInf;
+  for (int s = 0; s < ns; ++s) mx = std::max(mx, lse2[size_t(s) * l_stride]);
+  alignas(64) float acc[256];  // D ≤ 256 (checked by the bindings)
+  for (int d = 0; d < D; ++d) acc[d] = 0;
+  float wsum = 0;
+  for (int s = 0; s < ns; ++s) {
+    const float ls = lse2[size_t(s) * l_stride];
+    if (ls == kNegInf) continue;
+    const float w = std::exp2(ls - mx);
+    const float* o = part_o + size_t(s) * o_stride;
+    wsum += w;
+    for (int d = 0; d < D; ++d) acc[d] += w * o[d];
+  }
+  const float inv = wsum > 0 ? 1.f / wsum : 0.f;
+  for (int d = 0; d < D; ++d) acc[d] *= inv;
+  store_f32_n(out_dtype, acc, out, D);
+  return wsum > 0 ? mx + std::log2(wsum) : kNegInf;
+}
+
 void attend_decode(const AttnRowsJob& a, float* scratch) {
   if (a.dtype == 0) attend_decode_t<0>(a, scratch);
   else if (a.dtype == 1) attend_decode_t<1>(a, scratch);
