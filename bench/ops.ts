@@ -123,7 +123,7 @@ function printTable(rows: CaseResult[]): void {
     r.op,
     r.device,
     r.name,
-    fmtMs(r.medianMs),
+    fmtMs(r.medianMs) + (r.unit && r.usPerCall !== undefined ? ` (${fmtMs(r.usPerCall * 1e-3)} per call)` : ''),
     r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs/op` : '',
     r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`,
     r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : '',

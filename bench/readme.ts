@@ -62,7 +62,7 @@ export function performanceSection(results: string): string {
     out.push('| case | median | rate | % of peak | vs baseline |', '|---|---|---|---|---|');
     for (const r of cpu.results)
       out.push(
-        `| ${r.name} | ${ms(r.medianMs)} | ${r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs per op` : ''} | ` +
+        `| ${r.name} | ${ms(r.medianMs)}${r.unit && r.usPerCall !== undefined ? ` (${ms(r.usPerCall * 1e-3)} per call)` : ''} | ${r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs per op` : ''} | ` +
           `${r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`}${r.readGBsNear && r.pctOfPeak !== null ? ` (read probe after it: ${r.readGBsNear.toFixed(1)} GB/s)` : ''} | ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
       );
     out.push('', '![% of measured peak](bench/results/chart.svg)', '');
