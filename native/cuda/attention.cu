@@ -7,6 +7,13 @@
 //   paged_decode_kernel + combine_kernel   flash-decoding over the paged KV cache:
 //                    a block per (token, kv head, head group, split) reads each cached row
 //                    once for the whole GQA group; splits merge by their log-sum-exp.
+//   fa_mma_kernel, paged (f16/bf16, no window): before them, every 64-row tile of the
+//                    call's rows that is a prefill chunk (kPagedPrefillRun+ rows, one sequence:
+//                    lengths rising by one, block-table rows agreeing) runs as one causal
+//                    FA tile over the cache, on tensor cores, instead of 64 decode rows
+//                    that would each read the whole prefix; such tiles are flagged and the
+//                    decode and combine kernels skip their rows. The tables stay on the
+//                    device: paged_tile_kernel checks each tile there.
 // Bottom-right causal alignment: query i sees keys j ≤ i + Sk − Sq; a row that sees no
 // key outputs 0 (lse −inf).
 // check:cuda expects: mma.sync.aligned.m16n8k16 ldmatrix cp.async
@@ -40,7 +47,14 @@ struct FaParams {
   int lse_packed;      // lse layout: 0 dense [B, Hq, Sq], 1 packed [Hq, Tq]
   int Tq;
   int chunks;          // output-dim chunks per (batch, head): grid.z = B · chunks
+  // Paged prefill tiles (lse_packed = 2: lse [T, Hq]): query rows are the T rows of a
+  // pagedAttention call, 64 a block; K/V rows through the block table. Null otherwise.
+  const int* block_table;
+  const int* seq_lens;
+  int T, page_size, max_pages, num_pages;
+  int* tile_done;      // per 64-row tile: 1 when the block found a prefill chunk and wrote it
 };
+
 
 template <class T>
 struct Mma;
@@ -77,26 +91,71 @@ __device__ __forceinline__ void seq_bounds(const int* cu, int b, int dense_len, 
 
 // rows [r0, r0+nrows) of a [tokens, H, D] tensor (head h) into smem rows of `pitch`
 // elements, columns [0, Dp): 16-byte cp.async chunks, zero-filled past the sequence or D.
+// With `pages` (a block-table row), token j is slot pages[j / page_size] · page_size +
+// j % page_size of a paged cache [slots, H, D].
 template <class T>
 __device__ __forceinline__ void load_rows(T* smem, int pitch, const T* g, int H, int h, int D, int Dp, int base,
-                                          int r0, int len, int nrows) {
+                                          int r0, int len, int nrows, const int* pages = nullptr, int page_size = 1) {
   const int chunks = Dp / 8;
   for (int c = threadIdx.x; c < nrows * chunks; c += blockDim.x) {
     const int r = c / chunks, d = 8 * (c % chunks);
     const bool ok = r0 + r < len && d < D;
-    const T* src = g + ((size_t)(base + (ok ? r0 + r : 0)) * H + h) * D + (ok ? d : 0);
+    const int j = ok ? r0 + r : 0;
+    const size_t slot = pages ? (size_t)pages[j / page_size] * page_size + j % page_size : (size_t)(base + j);
+    const T* src = g + (slot * H + h) * D + (ok ? d : 0);
     cp_async_16_zfill(smem + r * pitch + d, src, ok);
   }
+}
+
+// tile_done[tile] = whether rows [64·tile, +64) of a pagedAttention call (fewer in the
+// last tile) are one prefill chunk the FA tile can take: ≥ kPagedPrefillRun rows,
+// lengths rising by one to the last row's (≤ the table's capacity), every row's
+// block-table entries for its keys equal to the last row's, and those pages inside the
+// cache (else the decode kernel reports the bad row). One block per tile, ahead of the
+// FA blocks (Hq per tile), which read the flag.
+__global__ void __launch_bounds__(128) paged_tile_kernel(FaParams p) {
+  const int r0 = blockIdx.x * 64, n = imin(64, p.T - r0);
+  __shared__ int ok;
+  if (threadIdx.x == 0) ok = n >= kPagedPrefillRun;
+  __syncthreads();
+  const int last = p.seq_lens[r0 + n - 1];
+  const int* bt_last = p.block_table + (size_t)(r0 + n - 1) * p.max_pages;
+  if (last < n || last > p.max_pages * p.page_size) {
+    if (threadIdx.x == 0) ok = 0;
+  } else {
+    const int pages = (last + p.page_size - 1) / p.page_size;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+      if (p.seq_lens[r0 + i] != last - (n - 1 - i)) ok = 0;
+    for (int c = threadIdx.x; c < n * pages; c += blockDim.x) {
+      const int i = c / pages, pg = c % pages, need = (last - (n - 1 - i) + p.page_size - 1) / p.page_size;
+      const int e = bt_last[pg];
+      if (e < 0 || e >= p.num_pages || (pg < need && p.block_table[(size_t)(r0 + i) * p.max_pages + pg] != e)) ok = 0;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) p.tile_done[blockIdx.x] = ok;
 }
 
 template <class T, int BKV, int DVC, int STAGES>
 __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
   constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8;
   const int b = blockIdx.z / p.chunks, chunk = blockIdx.z % p.chunks, h = blockIdx.y, kvh = h / (p.Hq / p.Hkv);
-  int qbase, Sq, kbase, Sk;
-  seq_bounds(p.cu_q, b, p.Sq, &qbase, &Sq);
-  seq_bounds(p.cu_k, b, p.Sk, &kbase, &Sk);
-  const int q0 = blockIdx.x * BQ;
+  int qbase, Sq, kbase, Sk, q0 = blockIdx.x * BQ;
+  const int* kpages = nullptr;
+  if (p.block_table) {
+    // A paged prefill tile: its n rows are the queries, the last row's keys the keys.
+    if (!p.tile_done[blockIdx.x]) return;  // whole block: the decode kernel takes these rows
+    const int n = imin(BQ, p.T - q0);
+    qbase = q0;
+    Sq = n;
+    q0 = 0;
+    kbase = 0;
+    Sk = p.seq_lens[qbase + n - 1];
+    kpages = p.block_table + (size_t)(qbase + n - 1) * p.max_pages;
+  } else {
+    seq_bounds(p.cu_q, b, p.Sq, &qbase, &Sq);
+    seq_bounds(p.cu_k, b, p.Sk, &kbase, &Sk);
+  }
   if (q0 >= Sq) return;  // whole block
   const int pitch = p.Dp + 8, dv0 = chunk * DVC;
   T* Qs = dynamic_smem<T>();
@@ -119,16 +178,18 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
 
   load_rows(Qs, pitch, gq, p.Hq, h, p.D, p.Dp, qbase, q0, Sq, BQ);
   if (ntiles) {
-    load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV);
-    load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV);
+    load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV, kpages, p.page_size);
+    load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV, kpages, p.page_size);
   }
   cp_async_commit();
   const int row0 = q0 + 16 * warp + g;  // this thread's rows: row0 and row0 + 8
   for (int kt = 0; kt < ntiles; ++kt) {
     const int s = STAGES == 2 ? (kt & 1) : 0;
     if (STAGES == 2 && kt + 1 < ntiles) {
-      load_rows(Ks + (s ^ 1) * BKV * pitch, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
-      load_rows(Vs + (s ^ 1) * BKV * pitch, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
+      load_rows(Ks + (s ^ 1) * BKV * pitch, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages,
+                p.page_size);
+      load_rows(Vs + (s ^ 1) * BKV * pitch, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages,
+                p.page_size);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -209,8 +270,8 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     }
     __syncthreads();  // this stage is refilled next
     if (STAGES == 1 && kt + 1 < ntiles) {
-      load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
-      load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV);
+      load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages, p.page_size);
+      load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages, p.page_size);
       cp_async_commit();
     }
   }
@@ -237,7 +298,9 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
       const int row = row0 + 8 * x;
       if (row >= Sq) continue;
       const float v = l[x] > 0.f ? (m[x] + log2f(l[x])) * kLn2 : -INFINITY;
-      const size_t idx = p.lse_packed ? (size_t)h * p.Tq + qbase + row : ((size_t)b * p.Hq + h) * Sq + row;
+      const size_t idx = p.lse_packed == 2 ? (size_t)(qbase + row) * p.Hq + h
+                         : p.lse_packed ? (size_t)h * p.Tq + qbase + row
+                                        : ((size_t)b * p.Hq + h) * Sq + row;
       p.lse[idx] = v;
     }
   }
@@ -312,6 +375,7 @@ struct PagedParams {
   // tok · (max_pages + 1) + i for a page index blockTable[tok][i] outside the cache, or
   // + max_pages for seqLens[tok] beyond the table; such keys are skipped.
   int* error;
+  const int* tile_done;  // per 64 rows: 1 when the paged FA tile wrote them (null: none did)
 };
 
 template <class T>
@@ -319,6 +383,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
   __shared__ float sm_m[4][kGroup], sm_l[4][kGroup];
   __shared__ float sm_acc[4][kGroup][256];
   const int tok = blockIdx.x, split = blockIdx.z;
+  if (p.tile_done && p.tile_done[tok / 64]) return;  // whole block
   const int G = p.Hq / p.Hkv, groups = (G + kGroup - 1) / kGroup;
   const int kvh = blockIdx.y / groups, h0 = kvh * G + (blockIdx.y % groups) * kGroup;
   const int nh = imin(kGroup, kvh * G + G - h0);
@@ -403,22 +468,24 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
 
 template <class T>
 __global__ void __launch_bounds__(128) paged_combine_kernel(const float* part_o, const float* part_lse, T* out,
-                                                            float* lse, int Hq, int D, int splits) {
+                                                            float* lse, int Hq, int D, int splits,
+                                                            const int* tile_done) {
   const int tok = blockIdx.x, h = blockIdx.y;
+  if (tile_done && tile_done[tok / 64]) return;  // whole block
+  const float* ls = part_lse + (size_t)tok * splits * Hq + h;  // split s at ls[s · Hq]
+  const float* po = part_o + ((size_t)tok * splits * Hq + h) * D;  // split s at po[s · Hq · D]
   float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_lse[((size_t)tok * splits + s) * Hq + h]);
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, ls[(size_t)s * Hq]);
   float wsum = 0.f;
-  for (int s = 0; s < splits; ++s) {
-    const float ls = part_lse[((size_t)tok * splits + s) * Hq + h];
-    wsum += ls == -INFINITY ? 0.f : exp2f(ls - mx);
-  }
+  for (int s = 0; s < splits; ++s) wsum += ls[(size_t)s * Hq] == -INFINITY ? 0.f : exp2f(ls[(size_t)s * Hq] - mx);
+  const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float o = 0.f;
     for (int s = 0; s < splits; ++s) {
-      const float ls = part_lse[((size_t)tok * splits + s) * Hq + h];
-      if (ls != -INFINITY) o += exp2f(ls - mx) * part_o[(((size_t)tok * splits + s) * Hq + h) * D + d];
+      const float l = ls[(size_t)s * Hq];
+      if (l != -INFINITY) o += exp2f(l - mx) * po[(size_t)s * Hq * D + d];
     }
-    out[((size_t)tok * Hq + h) * D + d] = from_f32<T>(wsum > 0.f ? o / wsum : 0.f);
+    out[((size_t)tok * Hq + h) * D + d] = from_f32<T>(o * inv);
   }
   if (lse && threadIdx.x == 0) lse[(size_t)tok * Hq + h] = wsum > 0.f ? (mx + log2f(wsum)) * kLn2 : -INFINITY;
 }
@@ -487,7 +554,8 @@ void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const i
 
 void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                             const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
-                            const Tensor& out, const Tensor* lse, int window, int* error, cudaStream_t st) {
+                            const Tensor& out, const Tensor* lse, int window, int* error, int* tile_done,
+                            cudaStream_t st) {
   PagedParams p{};
   p.q = q.raw();
   p.kc = k_cache.raw();
@@ -508,23 +576,52 @@ void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor
   p.scale_log2 = scale * kLog2e;
   const int T = int(q.dim(0)), G = p.Hq / p.Hkv, groups = (G + kGroup - 1) / kGroup;
   if (!T) return;
+  if (tile_done) {
+    // Prefill chunks first, 64 rows a tile, on the FA kernel (f16/bf16; the caller passes
+    // tile_done only then, with no window and T ≥ kPagedPrefillRun).
+    FaParams f{};
+    f.q = q.raw();
+    f.k = k_cache.raw();
+    f.v = v_cache.raw();
+    f.out = out.raw();
+    f.lse = lse ? lse->data<float>() : nullptr;
+    f.Hq = p.Hq;
+    f.Hkv = p.Hkv;
+    f.D = p.D;
+    f.Dp = (p.D + 15) / 16 * 16;
+    f.scale_log2 = p.scale_log2;
+    f.causal = 1;
+    f.lse_packed = 2;
+    f.chunks = 1;
+    f.block_table = p.block_table;
+    f.seq_lens = p.seq_lens;
+    f.T = T;
+    f.page_size = p.page_size;
+    f.max_pages = p.max_pages;
+    f.num_pages = p.num_pages;
+    f.tile_done = tile_done;
+    llmk_launch(paged_tile_kernel, dim3(unsigned((T + 63) / 64)), dim3(128), 0, st, f);
+    if (q.dtype == DType::F16) launch_fa<__half>(f, 1, T, st);
+    else launch_fa<__nv_bfloat16>(f, 1, T, st);
+    p.tile_done = tile_done;
+  }
   const dim3 grid(unsigned(T), unsigned(p.Hkv * groups), unsigned(splits)), block(128);
   float* l = lse ? lse->data<float>() : nullptr;
   switch (q.dtype) {
     case DType::F32:
       llmk_launch(paged_decode_kernel<float>, grid, block, 0, st, p);
       llmk_launch(paged_combine_kernel<float>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o, part_lse,
-                  out.data<float>(), l, p.Hq, p.D, splits);
+                  out.data<float>(), l, p.Hq, p.D, splits, p.tile_done);
       break;
     case DType::F16:
       llmk_launch(paged_decode_kernel<__half>, grid, block, 0, st, p);
       llmk_launch(paged_combine_kernel<__half>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o, part_lse,
-                  out.data<__half>(), l, p.Hq, p.D, splits);
+                  out.data<__half>(), l, p.Hq, p.D, splits, p.tile_done);
       break;
     default:
       llmk_launch(paged_decode_kernel<__nv_bfloat16>, grid, block, 0, st, p);
       llmk_launch(paged_combine_kernel<__nv_bfloat16>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o,
-                  part_lse, out.data<__nv_bfloat16>(), l, p.Hq, p.D, splits);
+                  part_lse, out.data<__nv_bfloat16>(), l, p.Hq, p.D, splits, p.tile_done);
   }
 }
 

@@ -213,7 +213,11 @@ class CudaBackend final : public Backend {
     const int splits = p.num_splits > 0 ? p.num_splits
                                         : int(std::clamp<int64_t>((2 * sms_ + blocks - 1) / blocks, 1, std::max<int64_t>(1, span / 256)));
     const size_t n_o = size_t(T) * splits * size_t(q.dim(1)) * size_t(q.dim(2)), n_l = size_t(T) * splits * size_t(q.dim(1));
-    float* ws = static_cast<float*>(alloc((n_o + n_l) * sizeof(float)));
+    // Prefill chunks among the rows go through the FA tile kernel (f16/bf16, no window):
+    // one flag per 64 rows says which tiles it took.
+    const bool tiles = q.dtype != DType::F32 && p.window <= 0 && T >= kPagedPrefillRun;
+    const size_t n_t = tiles ? size_t((T + 63) / 64) : 0;
+    float* ws = static_cast<float*>(alloc((n_o + n_l + n_t) * sizeof(float)));
     int* error = error_slot([this, block_table, seq_lens, num_pages, max_pages, cap](int e) {
       const int64_t t = e / (max_pages + 1), i = e % (max_pages + 1);
       if (i == max_pages)
@@ -224,7 +228,7 @@ class CudaBackend final : public Backend {
     });
     try {
       launch_paged_attention(q, k_cache, v_cache, block_table, seq_lens, splits, p.scale, ws, ws + n_o, out, lse, p.window,
-                             error, stream_);
+                             error, tiles ? reinterpret_cast<int*>(ws + n_o + n_l) : nullptr, stream_);
     } catch (...) {
       free(ws, 0);
       throw;

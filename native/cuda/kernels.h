@@ -36,9 +36,13 @@ void launch_sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor&
 void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const int* cu_q_dev, const int* cu_k_dev,
                       int batch, int max_sq, const AttentionParams& p, const Tensor& out, const Tensor* lse,
                       cudaStream_t stream);
-// part_o: f32 [T·splits, Hq, D], part_lse: f32 [T·splits, Hq] workspace.
+// part_o: f32 [T·splits, Hq, D], part_lse: f32 [T·splits, Hq] workspace. tile_done: one
+// int per 64 rows, or null: with it (f16/bf16, window 0, T ≥ kPagedPrefillRun), 64-row
+// tiles that are one sequence's prefill chunk run on the FA tile kernel over the cache.
+constexpr int kPagedPrefillRun = 8;  // fewest rows of a tile taken as a prefill chunk (cpu: kPrefillRun)
 void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                             const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
-                            const Tensor& out, const Tensor* lse, int window, int* error, cudaStream_t stream);
+                            const Tensor& out, const Tensor* lse, int window, int* error, int* tile_done,
+                            cudaStream_t stream);
 
 }  // namespace llmk::LLMK_DEVICE_NS

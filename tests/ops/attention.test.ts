@@ -220,11 +220,19 @@ async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D
  */
 async function checkPrefillChunks(device: string, dtype: FloatDType) {
   const [Hq, Hkv, D, pageSize] = [8, 2, 40, 16];
+  // Rows, in order (cuda takes 64-row tiles that are one chunk; cpu any run of 8+ rows):
+  // 0–127 one chunk (two whole tiles); 128–191 two sequences whose lengths rise by one
+  // across the seam but whose pages differ (one tile, not a chunk); 192–255 decode rows
+  // and short chunks; 244–285 a chunk whose last 30 rows are the final, partial tile.
   const chunks = [
-    { total: 87, from: 50 },
+    { total: 138, from: 10 },
+    { total: 32, from: 0 },
+    { total: 64, from: 32 },
     { total: 20, from: 19 },
     { total: 9, from: 0 },
     { total: 5, from: 0 },
+    { total: 87, from: 50 },
+    { total: 70, from: 28 },
   ];
   const seqPages = chunks.map((c) => Math.ceil(c.total / pageSize));
   const maxPages = Math.max(...seqPages) + 1;
