@@ -3,7 +3,7 @@
 // before cp.async.wait seeing stale data, divergence and GPU limits reported as errors,
 // and bit-identical results of the real kernels under every schedule.
 import { afterAll, describe, expect, it } from 'vitest';
-import { matmul, rope, sparse24, tensor, type Tensor } from '../../lib/index.js';
+import { flashAttention, matmul, pagedAttention, rope, sparse24, tensor, type Tensor } from '../../lib/index.js';
 import { DEVICES, nativeForTests, randn, rng } from '../helpers.js';
 
 const n = nativeForTests();
@@ -169,6 +169,21 @@ describe.runIf(hasSimt)('simt emulator', () => {
       outs.push((await q.toArray()) as Float32Array);
       const w24 = await sparse24.compress(sparse24.prune(t(randn(40 * 96, 6), [40, 96], 'f16')));
       outs.push((await sparse24.matmul(t(randn(33 * 96, 7), [33, 96], 'f16'), w24).toArray()) as Float32Array);
+      // Attention: each FA instance (D ≤ 64, ≤ 128, > 128 in two output chunks, f32 rows),
+      // then paged decode with splits and the combine, beside a prefill-chunk tile.
+      for (const [dtype, Sq, Sk, D, causal] of [['f16', 70, 90, 64, true], ['bf16', 33, 40, 136, false], ['f16', 20, 75, 96, true], ['f32', 9, 30, 40, true]] as const) {
+        const a = flashAttention(t(randn(Sq * 2 * D, 8), [1, Sq, 2, D], dtype), t(randn(Sk * D, 9), [1, Sk, 1, D], dtype), t(randn(Sk * D, 10), [1, Sk, 1, D], dtype), { causal, returnLse: true });
+        outs.push((await a.out.toArray()) as Float32Array, (await a.lse!.toArray()) as Float32Array);
+      }
+      // Rows 0–63 one chunk (lengths 11–74); rows 64–73 a chunk but for row 69 (a tile
+      // check that lets thread 0 set its flag after the others cleared it would take it).
+      const T = 74, pages = 12, ps = 8, maxPages = 10;
+      const lens = Int32Array.from({ length: T }, (_, i) => (i < 64 ? 11 + i : i === 69 ? 30 : i - 14));
+      const table = new Int32Array(T * maxPages).map((_, i) => i % maxPages);
+      const kc = t(randn(pages * ps * 2 * 32, 11), [pages, ps, 2, 32], 'f16');
+      const pa = pagedAttention(t(randn(T * 4 * 32, 12), [T, 4, 32], 'f16'), kc, t(randn(pages * ps * 2 * 32, 13), [pages, ps, 2, 32], 'f16'),
+        tensor(table, [T, maxPages], { dtype: 'i32', device }), tensor(lens, [T], { dtype: 'i32', device }), { numSplits: 3, returnLse: true });
+      outs.push((await pa.out.toArray()) as Float32Array, (await pa.lse!.toArray()) as Float32Array);
       results.push(outs);
       keep.forEach((x) => x.dispose());
     }
