@@ -24,6 +24,24 @@ struct KvRows {
   const char* row(int64_t j) const {
     return pages ? base + (int64_t(pages[j / page_size]) * page_size + j % page_size) * stride : base + j * stride;
   }
+  // out[i] = row(j0 + i) for i < n, with one division for the run (the decode kernel
+  // takes 16 rows per 8 keys: a division per row cost ~4% of its time).
+  void rows(int64_t j0, int n, const char** out) const {
+    if (!pages) {
+      for (int i = 0; i < n; ++i) out[i] = base + (j0 + i) * stride;
+      return;
+    }
+    int64_t pg = j0 / page_size, off = j0 - pg * page_size;
+    const char* p = base + (int64_t(pages[pg]) * page_size + off) * stride;
+    for (int i = 0; i < n; ++i) {
+      out[i] = p;
+      p += stride;
+      if (++off == page_size && i + 1 < n) {
+        off = 0;
+        p = base + int64_t(pages[++pg]) * page_size * stride;
+      }
+    }
+  }
 };
 
 // One call of the tile kernel: `rows` query rows of `heads` consecutive kv heads

@@ -434,10 +434,8 @@ void attend_decode_r(const AttnRowsJob& a, float* scratch) {
     const int n = int(k_end - j0 < S ? k_end - j0 : S);
     const int64_t want = j0 + 2 * int64_t(S);
     const int nr = int((want < k_end ? want : k_end) - j0);
-    for (int j = 0; j < nr; ++j) {
-      kr[j] = a.k.row(j0 + j);
-      vr[j] = a.v.row(j0 + j);
-    }
+    a.k.rows(j0, nr, kr);
+    a.v.rows(j0, nr, vr);
     for (int j = nr; j < S; ++j) kr[j] = vr[j] = kr[0];  // unused lanes of a last block (masked)
     // The next step's rows, a share at each of 4 points per row group, in address order
     // (one share per group, 64 prefetches at once, read 1.4x slower from DRAM).
