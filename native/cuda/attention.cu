@@ -1,8 +1,8 @@
 // Attention on CUDA.
-//   fa_mma_kernel    FlashAttention-2 style forward for f16/bf16: 4 warps × 16 query rows,
-//                    K/V tiles through cp.async (double-buffered up to D = 128), Q·Kᵀ and
-//                    P·V on mma.sync m16n8k16 with f32 accumulation, online softmax in the
-//                    exp2 domain (scale folded into log2 e), one normalization at the end.
+//   fa_mma_kernel    FlashAttention-2 style forward for f16/bf16 (attention_fa_kernel.cuh;
+//                    one generated instance file per head-dim bucket, attention_fa_hdim*.cu,
+//                    picked by launch_fa in attention_fa_dispatch.cuh; tile choices are in
+//                    scripts/gen-attention-instances.mjs).
 //   fa_rows_kernel   f32 (no f32 tensor cores): a warp per query row, keys streamed.
 //   paged_decode_kernel + combine_kernel   flash-decoding over the paged KV cache:
 //                    a block per (token, kv head, head group, split) reads each cached row
@@ -16,96 +16,18 @@
 //                    device: paged_tile_kernel checks each tile there.
 // Bottom-right causal alignment: query i sees keys j ≤ i + Sk − Sq; a row that sees no
 // key outputs 0 (lse −inf).
-// check:cuda expects: mma.sync.aligned.m16n8k16 ldmatrix cp.async
+// check:cuda expects: shfl.sync
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "convert.cuh"
-#include "kernels.h"
+#include "attention_fa_dispatch.cuh"
 
 namespace llmk::LLMK_DEVICE_NS {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+using namespace attn;
 
-__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
-
-struct FaParams {
-  const void* q;
-  const void* k;
-  const void* v;
-  void* out;
-  float* lse;          // null: not wanted
-  const int* cu_q;     // device offsets (varlen) or null (dense)
-  const int* cu_k;
-  int Sq, Sk;          // dense lengths
-  int Hq, Hkv, D, Dp;  // Dp = D rounded up to 16 (zero-padded in shared memory)
-  float scale_log2;
-  int causal;
-  int lse_packed;      // lse layout: 0 dense [B, Hq, Sq], 1 packed [Hq, Tq]
-  int Tq;
-  int chunks;          // output-dim chunks per (batch, head): grid.z = B · chunks
-  // Paged prefill tiles (lse_packed = 2: lse [T, Hq]): query rows are the T rows of a
-  // pagedAttention call, 64 a block; K/V rows through the block table. Null otherwise.
-  const int* block_table;
-  const int* seq_lens;
-  int T, page_size, max_pages, num_pages;
-  int* tile_done;      // per 64-row tile: 1 when the block found a prefill chunk and wrote it
-};
-
-
-template <class T>
-struct Mma;
-template <>
-struct Mma<__half> {
-  static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-    mma_m16n8k16_f16f32(d, a, b, d);
-  }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    const __half l = __float2half_rn(lo), h = __float2half_rn(hi);
-    return uint32_t(__half_as_ushort(l)) | (uint32_t(__half_as_ushort(h)) << 16);
-  }
-};
-template <>
-struct Mma<__nv_bfloat16> {
-  static __device__ __forceinline__ void run(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-    mma_m16n8k16_bf16f32(d, a, b, d);
-  }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    const __nv_bfloat16 l = __float2bfloat16_rn(lo), h = __float2bfloat16_rn(hi);
-    return uint32_t(__bfloat16_as_ushort(l)) | (uint32_t(__bfloat16_as_ushort(h)) << 16);
-  }
-};
-
-__device__ __forceinline__ void seq_bounds(const int* cu, int b, int dense_len, int* base, int* len) {
-  if (cu) {
-    *base = cu[b];
-    *len = cu[b + 1] - cu[b];
-  } else {
-    *base = b * dense_len;
-    *len = dense_len;
-  }
-}
-
-// rows [r0, r0+nrows) of a [tokens, H, D] tensor (head h) into smem rows of `pitch`
-// elements, columns [0, Dp): 16-byte cp.async chunks, zero-filled past the sequence or D.
-// With `pages` (a block-table row), token j is slot pages[j / page_size] · page_size +
-// j % page_size of a paged cache [slots, H, D].
-template <class T>
-__device__ __forceinline__ void load_rows(T* smem, int pitch, const T* g, int H, int h, int D, int Dp, int base,
-                                          int r0, int len, int nrows, const int* pages = nullptr, int page_size = 1) {
-  const int chunks = Dp / 8;
-  for (int c = threadIdx.x; c < nrows * chunks; c += blockDim.x) {
-    const int r = c / chunks, d = 8 * (c % chunks);
-    const bool ok = r0 + r < len && d < D;
-    const int j = ok ? r0 + r : 0;
-    const size_t slot = pages ? (size_t)pages[j / page_size] * page_size + j % page_size : (size_t)(base + j);
-    const T* src = g + (slot * H + h) * D + (ok ? d : 0);
-    cp_async_16_zfill(smem + r * pitch + d, src, ok);
-  }
-}
 
 // tile_done[tile] = whether rows [64·tile, +64) of a pagedAttention call (fewer in the
 // last tile) are one prefill chunk the FA tile can take: ≥ kPagedPrefillRun rows,
@@ -136,175 +58,6 @@ __global__ void __launch_bounds__(128) paged_tile_kernel(FaParams p) {
   if (threadIdx.x == 0) p.tile_done[blockIdx.x] = ok;
 }
 
-template <class T, int BKV, int DVC, int STAGES>
-__global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
-  constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8;
-  const int b = blockIdx.z / p.chunks, chunk = blockIdx.z % p.chunks, h = blockIdx.y, kvh = h / (p.Hq / p.Hkv);
-  int qbase, Sq, kbase, Sk, q0 = blockIdx.x * BQ;
-  const int* kpages = nullptr;
-  if (p.block_table) {
-    // A paged prefill tile: its n rows are the queries, the last row's keys the keys.
-    if (!p.tile_done[blockIdx.x]) return;  // whole block: the decode kernel takes these rows
-    const int n = imin(BQ, p.T - q0);
-    qbase = q0;
-    Sq = n;
-    q0 = 0;
-    kbase = 0;
-    Sk = p.seq_lens[qbase + n - 1];
-    kpages = p.block_table + (size_t)(qbase + n - 1) * p.max_pages;
-  } else {
-    seq_bounds(p.cu_q, b, p.Sq, &qbase, &Sq);
-    seq_bounds(p.cu_k, b, p.Sk, &kbase, &Sk);
-  }
-  if (q0 >= Sq) return;  // whole block
-  const int pitch = p.Dp + 8, dv0 = chunk * DVC;
-  T* Qs = dynamic_smem<T>();
-  T* Ks = Qs + BQ * pitch;
-  T* Vs = Ks + STAGES * BKV * pitch;
-  const T* gq = static_cast<const T*>(p.q);
-  const T* gk = static_cast<const T*>(p.k);
-  const T* gv = static_cast<const T*>(p.v);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const int offset = Sk - Sq;  // bottom-right alignment
-  int kend = Sk;
-  if (p.causal) kend = imin(Sk, q0 + BQ - 1 + offset + 1);
-  const int ntiles = kend > 0 ? (kend + BKV - 1) / BKV : 0;
-
-  float o[NO][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, lr[2] = {0.f, 0.f};
-#pragma unroll
-  for (int i = 0; i < NO; ++i)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) o[i][r] = 0.f;
-
-  load_rows(Qs, pitch, gq, p.Hq, h, p.D, p.Dp, qbase, q0, Sq, BQ);
-  if (ntiles) {
-    load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV, kpages, p.page_size);
-    load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV, kpages, p.page_size);
-  }
-  cp_async_commit();
-  const int row0 = q0 + 16 * warp + g;  // this thread's rows: row0 and row0 + 8
-  for (int kt = 0; kt < ntiles; ++kt) {
-    const int s = STAGES == 2 ? (kt & 1) : 0;
-    if (STAGES == 2 && kt + 1 < ntiles) {
-      load_rows(Ks + (s ^ 1) * BKV * pitch, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages,
-                p.page_size);
-      load_rows(Vs + (s ^ 1) * BKV * pitch, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages,
-                p.page_size);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const T* K = Ks + s * BKV * pitch;
-    const T* V = Vs + s * BKV * pitch;
-    float sc[NS][4];
-#pragma unroll
-    for (int i = 0; i < NS; ++i)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) sc[i][r] = 0.f;
-    for (int ks = 0; ks < p.Dp; ks += 16) {
-      uint32_t a[4];
-      ldmatrix_x4(a, Qs + (16 * warp + lane % 16) * pitch + ks + 8 * (lane / 16));
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t r[4];
-        ldmatrix_x4(r, K + (16 * np + (lane % 8) + 8 * (lane / 16)) * pitch + ks + 8 * ((lane / 8) % 2));
-        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-        Mma<T>::run(sc[2 * np], a, b0);
-        Mma<T>::run(sc[2 * np + 1], a, b1);
-      }
-    }
-    // Mask, then the online softmax update of rows row0 (r = 0, 1) and row0 + 8 (r = 2, 3).
-    float mx[2] = {m[0], m[1]};
-#pragma unroll
-    for (int i = 0; i < NS; ++i)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int j = kt * BKV + 8 * i + 2 * t + (r & 1), row = row0 + 8 * (r >> 1);
-        const bool masked = j >= Sk || (p.causal && j > row + offset);
-        sc[i][r] = masked ? -INFINITY : sc[i][r] * p.scale_log2;
-        mx[r >> 1] = fmaxf(mx[r >> 1], sc[i][r]);
-      }
-    float alpha[2], ref[2];
-#pragma unroll
-    for (int x = 0; x < 2; ++x) {
-      mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 1));
-      mx[x] = fmaxf(mx[x], __shfl_xor_sync(0xffffffffu, mx[x], 2));
-      ref[x] = mx[x] == -INFINITY ? 0.f : mx[x];  // all masked so far: avoid inf − inf
-      alpha[x] = exp2f(m[x] - ref[x]);
-      m[x] = mx[x];
-      l[x] *= alpha[x];
-      lr[x] *= alpha[x];
-    }
-#pragma unroll
-    for (int i = 0; i < NO; ++i)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) o[i][r] *= alpha[r >> 1];
-#pragma unroll
-    for (int i = 0; i < NS; ++i)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        // The output normalizer sums P rounded to the storage type — exactly the
-        // weights P·V uses; the log-sum-exp keeps the unrounded sum.
-        const float pe = exp2f(sc[i][r] - ref[r >> 1]);
-        sc[i][r] = to_f32(from_f32<T>(pe));
-        l[r >> 1] += pe;
-        lr[r >> 1] += sc[i][r];
-      }
-    // P (C layout of Q·Kᵀ) is already the A layout of P·V: two n8 score tiles = one k16 step.
-#pragma unroll
-    for (int j = 0; j < BKV / 16; ++j) {
-      const uint32_t a[4] = {Mma<T>::pack(sc[2 * j][0], sc[2 * j][1]), Mma<T>::pack(sc[2 * j][2], sc[2 * j][3]),
-                             Mma<T>::pack(sc[2 * j + 1][0], sc[2 * j + 1][1]),
-                             Mma<T>::pack(sc[2 * j + 1][2], sc[2 * j + 1][3])};
-#pragma unroll
-      for (int np = 0; np < NO / 2; ++np) {
-        if (dv0 + 16 * np >= p.D) break;
-        uint32_t r[4];
-        ldmatrix_x4_trans(r, V + (16 * j + (lane % 8) + 8 * ((lane / 8) % 2)) * pitch + dv0 + 16 * np + 8 * (lane / 16));
-        const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-        Mma<T>::run(o[2 * np], a, b0);
-        Mma<T>::run(o[2 * np + 1], a, b1);
-      }
-    }
-    __syncthreads();  // this stage is refilled next
-    if (STAGES == 1 && kt + 1 < ntiles) {
-      load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages, p.page_size);
-      load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages, p.page_size);
-      cp_async_commit();
-    }
-  }
-  cp_async_wait_all();
-#pragma unroll
-  for (int x = 0; x < 2; ++x) {
-    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
-    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
-    lr[x] += __shfl_xor_sync(0xffffffffu, lr[x], 1);
-    lr[x] += __shfl_xor_sync(0xffffffffu, lr[x], 2);
-  }
-  T* go = static_cast<T*>(p.out);
-#pragma unroll
-  for (int i = 0; i < NO; ++i)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int row = row0 + 8 * (r >> 1), d = dv0 + 8 * i + 2 * t + (r & 1);
-      const float lx = lr[r >> 1];
-      if (row < Sq && d < p.D) go[((size_t)(qbase + row) * p.Hq + h) * p.D + d] = from_f32<T>(lx > 0.f ? o[i][r] / lx : 0.f);
-    }
-  if (p.lse && chunk == 0 && t == 0) {
-#pragma unroll
-    for (int x = 0; x < 2; ++x) {
-      const int row = row0 + 8 * x;
-      if (row >= Sq) continue;
-      const float v = l[x] > 0.f ? (m[x] + log2f(l[x])) * kLn2 : -INFINITY;
-      const size_t idx = p.lse_packed == 2 ? (size_t)(qbase + row) * p.Hq + h
-                         : p.lse_packed ? (size_t)h * p.Tq + qbase + row
-                                        : ((size_t)b * p.Hq + h) * Sq + row;
-      p.lse[idx] = v;
-    }
-  }
-}
 
 // f32: a warp per query row (b, i, h); lanes over D (≤ 8 elements each), keys streamed.
 template <class T>
@@ -490,31 +243,6 @@ __global__ void __launch_bounds__(128) paged_combine_kernel(const float* part_o,
   if (lse && threadIdx.x == 0) lse[(size_t)tok * Hq + h] = wsum > 0.f ? (mx + log2f(wsum)) * kLn2 : -INFINITY;
 }
 
-template <class T, int BKV, int DVC, int STAGES>
-void launch_fa_mma(const FaParams& p, int B, int max_sq, cudaStream_t st) {
-  const size_t smem = size_t(64 + 2 * STAGES * BKV) * size_t(p.Dp + 8) * sizeof(T);
-  auto* kernel = fa_mma_kernel<T, BKV, DVC, STAGES>;
-  LLMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const dim3 grid(unsigned((max_sq + 63) / 64), unsigned(p.Hq), unsigned(B * p.chunks)), block(128);
-  llmk_launch(kernel, grid, block, smem, st, p);
-}
-
-template <class T>
-void launch_fa(FaParams p, int B, int max_sq, cudaStream_t st) {
-  // Tile choices: BKV = 64 keys while two stages of K and V fit next to the Q tile in
-  // ≤ 99 KiB (the sm_86/89 opt-in limit); past D = 128 one 32-key stage. DVC = output
-  // dims per block, so the f32 O accumulator stays ≤ 64 registers (D > 128 → 2 chunks).
-  if (p.Dp <= 64) {
-    p.chunks = 1;
-    launch_fa_mma<T, 64, 64, 2>(p, B, max_sq, st);
-  } else if (p.Dp <= 128) {
-    p.chunks = 1;
-    launch_fa_mma<T, 64, 128, 2>(p, B, max_sq, st);
-  } else {
-    p.chunks = (p.D + 127) / 128;
-    launch_fa_mma<T, 32, 128, 1>(p, B, max_sq, st);
-  }
-}
 
 }  // namespace
 
