@@ -89,16 +89,26 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
       }
     }
     // Mask, then the online softmax update of rows row0 (r = 0, 1) and row0 + 8 (r = 2, 3).
+    // Only boundary tiles mask (uniform over the block): the one reaching past Sk and,
+    // causal, those reaching past the first row's last key (q0 + offset).
+#pragma unroll
+    for (int i = 0; i < NS; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) sc[i][r] *= p.scale_log2;
+    if ((kt + 1) * BKV > Sk || (p.causal && (kt + 1) * BKV - 1 > q0 + offset)) {
+#pragma unroll
+      for (int i = 0; i < NS; ++i)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int j = kt * BKV + 8 * i + 2 * t + (r & 1), row = row0 + 8 * (r >> 1);
+          if (j >= Sk || (p.causal && j > row + offset)) sc[i][r] = -INFINITY;
+        }
+    }
     float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int i = 0; i < NS; ++i)
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int j = kt * BKV + 8 * i + 2 * t + (r & 1), row = row0 + 8 * (r >> 1);
-        const bool masked = j >= Sk || (p.causal && j > row + offset);
-        sc[i][r] = masked ? -INFINITY : sc[i][r] * p.scale_log2;
-        mx[r >> 1] = fmaxf(mx[r >> 1], sc[i][r]);
-      }
+      for (int r = 0; r < 4; ++r) mx[r >> 1] = fmaxf(mx[r >> 1], sc[i][r]);
     float alpha[2], ref[2];
 #pragma unroll
     for (int x = 0; x < 2; ++x) {

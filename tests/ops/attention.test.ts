@@ -59,6 +59,7 @@ const CASES: [number, number, number, number, number, number, boolean][] = [
   [512, 256, 128, 1, 1, 1, true],
   [37, 71, 8, 2, 1, 2, false],
   [64, 64, 200, 3, 3, 1, true],
+  [33, 130, 96, 8, 1, 2, false],
 ];
 
 describe.each(DEVICES)('flashAttention on %s', (device) => {
@@ -82,6 +83,11 @@ describe.each(DEVICES)('flashAttention on %s', (device) => {
 
   it('a custom scale and large logits stay exact (running max handles overflow)', async () => {
     await checkDense(device, { B: 1, Sq: 33, Sk: 150, Hq: 2, Hkv: 2, D: 64, causal: false, scale: 3 }, 'f32', 17);
+  });
+
+  it('scale 0 (uniform weights over the visible keys) and a negative scale keep the causal mask', async () => {
+    await checkDense(device, { B: 1, Sq: 70, Sk: 150, Hq: 2, Hkv: 1, D: 64, causal: true, scale: 0 }, 'f16', 18);
+    await checkDense(device, { B: 1, Sq: 70, Sk: 150, Hq: 2, Hkv: 1, D: 64, causal: true, scale: -0.5 }, 'bf16', 19);
   });
 
   it('packed varlen prefill equals per-sequence attention (empty sequences included)', async () => {
