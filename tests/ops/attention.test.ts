@@ -393,6 +393,14 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
     expect((await bad([0, 1, 2, 3], [8, 5]))?.message).toMatch(/page indices in \[0, 3\) but blockTable\[1\]\[1\] = 3/);
     expect((await bad([0, 1, 2, -1], [8, 4]))).toBeNull(); // the -1 is past seqLens[1]: never read
     expect((await bad([0, 1, 2, 1], [8, 9]))?.message).toMatch(/seqLens\[1\] in \[0, 8\] .* but received 9/);
+    // A prefill chunk (8 rows, lengths 5–12; f16, which cuda runs on its FA tiles) whose
+    // third page is outside the cache: the chunk path must not take it (cuda checks its
+    // tiles on the device) and the first row that reads the page is named.
+    const q8 = tensor(randn(8 * 2 * 8, 3), [8, 2, 8], { device, dtype: 'f16' });
+    const kc16 = tensor(randn(3 * 4 * 1 * 8, 2), [3, 4, 1, 8], { device, dtype: 'f16' });
+    const chunk = pagedAttention(q8, kc16, kc16, tensor(Int32Array.from({ length: 24 }, (_, i) => [0, 1, 5][i % 3]), [8, 3], { device }),
+      tensor(Int32Array.from({ length: 8 }, (_, i) => 5 + i), [8], { device }));
+    await expect(chunk.out.toArray()).rejects.toThrow(/page indices in \[0, 3\) but blockTable\[4\]\[2\] = 5/);
   });
 });
 
