@@ -131,8 +131,12 @@ struct PagedParams {
   const int* tile_done;  // per 64 rows: 1 when the paged FA tile wrote them (null: none did)
 };
 
-template <class T>
+// E = D / 32 rounded up to 4 or 8: the K, V, Q and O elements a lane holds (D ≤ 128 or
+// ≤ 256); U = keys a warp has in flight (fewer at E = 8, to stay within the registers
+// sm_86/89 give a 128-thread block without spilling).
+template <class T, int E>
 __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
+  constexpr int U = E == 8 ? 2 : 4;
   __shared__ float sm_m[4][kGroup], sm_l[4][kGroup];
   __shared__ float sm_acc[4][kGroup][256];
   const int tok = blockIdx.x, split = blockIdx.z;
@@ -146,47 +150,80 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
   const int len = len_in < 0 ? 0 : imin(len_in, cap);
   const int first = p.window > 0 && len > p.window ? len - p.window : 0;
   const int per = (len - first + p.splits - 1) / p.splits, j0 = first + split * per, j1 = imin(len, j0 + per);
-  float qv[kGroup][8], acc[kGroup][8], m[kGroup], l[kGroup];
+  float qv[kGroup][E], acc[kGroup][E], m[kGroup], l[kGroup];
 #pragma unroll
   for (int x = 0; x < kGroup; ++x) {
     m[x] = -INFINITY;
     l[x] = 0.f;
     const T* q = static_cast<const T*>(p.q) + ((size_t)tok * p.Hq + h0 + (x < nh ? x : 0)) * p.D;
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
+    for (int e = 0; e < E; ++e) {
       const int d = lane + 32 * e;
       qv[x][e] = (x < nh && d < p.D) ? to_f32(q[d]) * p.scale_log2 : 0.f;
       acc[x][e] = 0.f;
     }
   }
   const int* bt = p.block_table + (size_t)tok * p.max_pages;
-  for (int j = j0 + warp; j < j1; j += 4) {
-    const int pg = bt[j / p.page_size];
-    if (pg < 0 || pg >= p.num_pages) {
-      if (lane == 0) atomicMin(p.error, tok * (p.max_pages + 1) + j / p.page_size);
-      continue;
-    }
-    const size_t row = ((size_t)pg * p.page_size + j % p.page_size) * p.Hkv + kvh;
-    const T* k = static_cast<const T*>(p.kc) + row * p.D;
-    const T* v = static_cast<const T*>(p.vc) + row * p.D;
-    float kr[8], vr[8];
+  // A warp takes U consecutive keys at a time: their K and V rows are all loaded before
+  // any is used, so U rows per warp are in flight (one row at a time left each warp
+  // waiting a full memory latency per key), and the softmax rescales once per U keys.
+  for (int jb = j0 + warp * U; jb < j1; jb += 4 * U) {
+    float kr[U][E], vr[U][E];
+    bool ok[U];
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      const int d = lane + 32 * e;
-      kr[e] = d < p.D ? to_f32(k[d]) : 0.f;
-      vr[e] = d < p.D ? to_f32(v[d]) : 0.f;
+    for (int u = 0; u < U; ++u) {
+      const int j = jb + u;
+      int pg = 0;
+      ok[u] = j < j1;  // the same in every lane
+      if (ok[u]) {
+        pg = bt[j / p.page_size];
+        if (pg < 0 || pg >= p.num_pages) {
+          if (lane == 0) atomicMin(p.error, tok * (p.max_pages + 1) + j / p.page_size);
+          ok[u] = false;
+          pg = 0;
+        }
+      }
+      const size_t row = ((size_t)pg * p.page_size + (ok[u] ? j % p.page_size : 0)) * p.Hkv + kvh;
+      const T* k = static_cast<const T*>(p.kc) + row * p.D;
+      const T* v = static_cast<const T*>(p.vc) + row * p.D;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const int d = lane + 32 * e;
+        kr[u][e] = ok[u] && d < p.D ? to_f32(k[d]) : 0.f;
+        vr[u][e] = ok[u] && d < p.D ? to_f32(v[d]) : 0.f;
+      }
     }
 #pragma unroll
     for (int x = 0; x < kGroup; ++x) {
-      float s = 0.f;
+      float s[U];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) s += qv[x][e] * kr[e];
-      for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-      const float mn = fmaxf(m[x], s), alpha = exp2f(m[x] - mn), pj = exp2f(s - mn);
-      l[x] = l[x] * alpha + pj;
+      for (int u = 0; u < U; ++u) {
+        s[u] = 0.f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) s[u] += qv[x][e] * kr[u][e];
+      }
+      for (int off = 16; off > 0; off >>= 1)
+#pragma unroll
+        for (int u = 0; u < U; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], off);
+      float mn = m[x];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        s[u] = ok[u] ? s[u] : -INFINITY;
+        mn = fmaxf(mn, s[u]);
+      }
+      const float ref = mn == -INFINITY ? 0.f : mn;  // nothing visible yet: avoid inf − inf
+      const float alpha = exp2f(m[x] - ref);
       m[x] = mn;
+      l[x] *= alpha;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc[x][e] = acc[x][e] * alpha + pj * vr[e];
+      for (int e = 0; e < E; ++e) acc[x][e] *= alpha;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float pj = exp2f(s[u] - ref);
+        l[x] += pj;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[x][e] += pj * vr[u][e];
+      }
     }
   }
   // Merge the 4 warps' partial softmax states through shared memory.
@@ -197,7 +234,7 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
       sm_l[warp][x] = l[x];
     }
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
+    for (int e = 0; e < E; ++e) {
       const int d = lane + 32 * e;
       if (d < p.D) sm_acc[warp][x][d] = acc[x][e];
     }
@@ -337,17 +374,20 @@ void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor
   float* l = lse ? lse->data<float>() : nullptr;
   switch (q.dtype) {
     case DType::F32:
-      llmk_launch(paged_decode_kernel<float>, grid, block, 0, st, p);
+      if (p.D <= 128) llmk_launch(paged_decode_kernel<float, 4>, grid, block, 0, st, p);
+      else llmk_launch(paged_decode_kernel<float, 8>, grid, block, 0, st, p);
       llmk_launch(paged_combine_kernel<float>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o, part_lse,
                   out.data<float>(), l, p.Hq, p.D, splits, p.tile_done);
       break;
     case DType::F16:
-      llmk_launch(paged_decode_kernel<__half>, grid, block, 0, st, p);
+      if (p.D <= 128) llmk_launch(paged_decode_kernel<__half, 4>, grid, block, 0, st, p);
+      else llmk_launch(paged_decode_kernel<__half, 8>, grid, block, 0, st, p);
       llmk_launch(paged_combine_kernel<__half>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o, part_lse,
                   out.data<__half>(), l, p.Hq, p.D, splits, p.tile_done);
       break;
     default:
-      llmk_launch(paged_decode_kernel<__nv_bfloat16>, grid, block, 0, st, p);
+      if (p.D <= 128) llmk_launch(paged_decode_kernel<__nv_bfloat16, 4>, grid, block, 0, st, p);
+      else llmk_launch(paged_decode_kernel<__nv_bfloat16, 8>, grid, block, 0, st, p);
       llmk_launch(paged_combine_kernel<__nv_bfloat16>, dim3(unsigned(T), unsigned(p.Hq)), block, 0, st, part_o,
                   part_lse, out.data<__nv_bfloat16>(), l, p.Hq, p.D, splits, p.tile_done);
   }

@@ -342,6 +342,7 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
       // D = 72 ends in half a 16-lane vector (row groups of 4); G = 3 takes rows one at a time.
       [16, 72, 8, 2],
       [5, 40, 9, 3],
+      [8, 200, 4, 2],
     ])('pageSize=%i D=%i Hq=%i Hkv=%i: equals the contiguous op, split-KV equals no split', async (pageSize, D, Hq, Hkv) => {
       await checkPaged(device, dtype, pageSize, D, Hq, Hkv);
     });
