@@ -99,5 +99,5 @@ export interface NativeAddon {
     opts: { scale?: number; returnLse?: boolean; numSplits?: number },
   ): [NativeTensor, NativeTensor | null];
   /** Bench baseline: materialized-scores attention (cpu device only). */
-  attentionNaiveCpu(q: NativeTensor, k: NativeTensor, v: NativeTensor, opts: { causal?: boolean; scale?: number }): NativeTensor;
+  attentionNaive(q: NativeTensor, k: NativeTensor, v: NativeTensor, opts: { causal?: boolean; scale?: number }): NativeTensor;
 }

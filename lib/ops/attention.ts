@@ -193,9 +193,9 @@ export function pagedSlots(blockTableRows: ArrayLike<number>[], seqOfToken: Arra
   return out;
 }
 
-/** @internal Bench baseline: dense attention with the score matrix materialized (cpu only). */
-export function attentionNaiveCpu(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+/** @internal Bench baseline: dense attention with the score matrix materialized (f16/bf16 only on cuda and simt). */
+export function attentionNaive(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   checkQkv(q, k, v, 4, '[B, S, H, D]');
   checkScale(opts);
-  return new Tensor(native().attentionNaiveCpu(q.handle, k.handle, v.handle, opts), q.shape, q.dtype, q.device);
+  return new Tensor(native().attentionNaive(q.handle, k.handle, v.handle, opts), q.shape, q.dtype, q.device);
 }

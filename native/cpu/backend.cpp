@@ -124,6 +124,10 @@ class CpuBackend final : public Backend {
                        const AttentionParams& p, const Tensor& out, const Tensor* lse) override {
     cpu::paged_attention(q, kc, vc, bt, sl, p, out, lse);
   }
+  void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
+                       const Tensor& out) override {
+    cpu::attention_naive(q, k, v, p, out);
+  }
 };
 
 }  // namespace

@@ -236,6 +236,21 @@ class CudaBackend final : public Backend {
     free(ws, 0);  // stream-ordered: released after the kernels that use it
   }
 
+  void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
+                       const Tensor& out) override {
+    LLMK_CHECK(q.dtype != DType::F32, TypeError, "the naive attention baseline on ", device_name(),
+               " takes f16 or bf16 (tensor cores) but received f32");
+    const size_t bytes = attention_naive_workspace(q, k);
+    void* ws = alloc(bytes);
+    try {
+      launch_attention_naive(q, k, v, p, out, ws, stream_);
+    } catch (...) {
+      free(ws, bytes);
+      throw;
+    }
+    free(ws, bytes);  // stream-ordered: released after the kernels that use it
+  }
+
  private:
   std::string device_name() const { return info().name; }
   template <class T>

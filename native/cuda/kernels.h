@@ -39,7 +39,11 @@ void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const i
 // part_o: f32 [T·splits, Hq, D], part_lse: f32 [T·splits, Hq] workspace. tile_done: one
 // int per 64 rows, or null: with it (f16/bf16, window 0, T ≥ kPagedPrefillRun), 64-row
 // tiles that are one sequence's prefill chunk run on the FA tile kernel over the cache.
-constexpr int kPagedPrefillRun = 8;  // fewest rows of a tile taken as a prefill chunk (cpu: kPrefillRun)
+constexpr int kPagedPrefillRun = 8;
+// The bench baseline (attention_naive.cu): f16/bf16, dense; workspace bytes for q, k.
+size_t attention_naive_workspace(const Tensor& q, const Tensor& k);
+void launch_attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
+                            const Tensor& out, void* workspace, cudaStream_t stream);  // fewest rows of a tile taken as a prefill chunk (cpu: kPrefillRun)
 void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                             const Tensor& seq_lens, int splits, float scale, float* part_o, float* part_lse,
                             const Tensor& out, const Tensor* lse, int window, int* error, int* tile_done,

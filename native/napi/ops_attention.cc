@@ -171,13 +171,12 @@ Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   });
 }
 
-// attentionNaiveCpu(q, k, v, opts) -> out: bench baseline (dense, cpu device only).
-Napi::Value AttentionNaiveCpu(const Napi::CallbackInfo& info) {
+// attentionNaive(q, k, v, opts) -> out: bench baseline (dense; scores materialized).
+Napi::Value AttentionNaive(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     TensorHandle* q = unwrap(info[0], "q");
     TensorHandle* k = unwrap(info[1], "k");
     TensorHandle* v = unwrap(info[2], "v");
-    LLMK_CHECK(q->device->name == "cpu", Error, "attentionNaiveCpu runs on the cpu device only");
     expect_dtype("q", q, {DType::F32, DType::F16, DType::BF16});
     check_same("k", k, q);
     check_same("v", v, q);
@@ -192,7 +191,8 @@ Napi::Value AttentionNaiveCpu(const Napi::CallbackInfo& info) {
     Tensor out = make_tensor(dev, tq.shape, tq.dtype);
     Tensor qq = tq, kk = tk, vv = v->tensor;
     const AttentionParams p = o.p;
-    enqueue(dev, [=] { cpu::attention_naive(qq, kk, vv, p, out); });
+    Backend* be = dev->backend.get();
+    enqueue(dev, [=] { be->attention_naive(qq, kk, vv, p, out); });
     return TensorHandle::New(info.Env(), out, dev);
   });
 }
@@ -202,7 +202,7 @@ Napi::Value AttentionNaiveCpu(const Napi::CallbackInfo& info) {
 void init_attention_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("pagedAttention", Napi::Function::New(env, PagedAttention));
-  exports.Set("attentionNaiveCpu", Napi::Function::New(env, AttentionNaiveCpu));
+  exports.Set("attentionNaive", Napi::Function::New(env, AttentionNaive));
 }
 
 }  // namespace llmk::napi

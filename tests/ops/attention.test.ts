@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { flashAttention, flashAttentionVarlen, pagedAttention, pagedSlots, tensor } from '../../lib/index.js';
 import { compare, CPU_ISAS, DEVICES, forceCpuIsa, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
+import { attentionNaive as nativeNaive } from '../../lib/ops/attention.js';
 import { attentionNaive, attentionRef, type AttnShape } from '../reference/attention.js';
 
 type FloatDType = 'f32' | 'f16' | 'bf16';
@@ -83,6 +84,31 @@ describe.each(DEVICES)('flashAttention on %s', (device) => {
 
   it('a custom scale and large logits stay exact (running max handles overflow)', async () => {
     await checkDense(device, { B: 1, Sq: 33, Sk: 150, Hq: 2, Hkv: 2, D: 64, causal: false, scale: 3 }, 'f32', 17);
+  });
+
+  // The benchmark's baseline (scores materialized; on cuda/simt three tensor-core passes)
+  // must compute attention too, or its speed-up figure means nothing.
+  it('the bench baseline (naive, materialized scores) matches the reference', async () => {
+    const shapes: AttnShape[] = [
+      { B: 2, Sq: 70, Sk: 150, Hq: 4, Hkv: 2, D: 64, causal: true },
+      { B: 1, Sq: 33, Sk: 40, Hq: 2, Hkv: 1, D: 136, causal: false },
+      { B: 1, Sq: 90, Sk: 20, Hq: 2, Hkv: 2, D: 16, causal: true },
+    ];
+    for (const dtype of device === 'cpu' ? DTYPES : (['f16', 'bf16'] as const))
+      for (const [i, s] of shapes.entries()) {
+        const { q, k, v } = inputs(s, dtype, 60 + i);
+        const o = { device, dtype };
+        const out = (await nativeNaive(tensor(q, [s.B, s.Sq, s.Hq, s.D], o), tensor(k, [s.B, s.Sk, s.Hkv, s.D], o),
+          tensor(v, [s.B, s.Sk, s.Hkv, s.D], o), { causal: s.causal }).toArray()) as Float32Array;
+        const ref = attentionRef(q, k, v, s);
+        const e = compare(out, ref.out);
+        expect(e.nonFinite).toBe(0);
+        expect(e.maxAbs, `${dtype} ${JSON.stringify(s)}`).toBeLessThanOrEqual(2 * compare(attentionNaive(q, k, v, s, dtype), ref.out).maxAbs + 1e-5);
+      }
+    if (device !== 'cpu') {
+      const t = tensor(randn(2 * 4 * 8, 1), [1, 2, 4, 8], { device });
+      await expect(nativeNaive(t, t, t).toArray()).rejects.toThrow(/naive attention baseline on .* takes f16 or bf16 .* but received f32/);
+    }
   });
 
   it('scale 0 (uniform weights over the visible keys) and a negative scale keep the causal mask', async () => {

@@ -4,6 +4,7 @@
 // and bit-identical results of the real kernels under every schedule.
 import { afterAll, describe, expect, it } from 'vitest';
 import { flashAttention, matmul, pagedAttention, rope, sparse24, tensor, type Tensor } from '../../lib/index.js';
+import { attentionNaive } from '../../lib/ops/attention.js';
 import { DEVICES, nativeForTests, randn, rng } from '../helpers.js';
 
 const n = nativeForTests();
@@ -175,6 +176,9 @@ describe.runIf(hasSimt)('simt emulator', () => {
         const a = flashAttention(t(randn(Sq * 2 * D, 8), [1, Sq, 2, D], dtype), t(randn(Sk * D, 9), [1, Sk, 1, D], dtype), t(randn(Sk * D, 10), [1, Sk, 1, D], dtype), { causal, returnLse: true });
         outs.push((await a.out.toArray()) as Float32Array, (await a.lse!.toArray()) as Float32Array);
       }
+      // the bench's naive baseline: scores, softmax and P·V passes
+      const nq = t(randn(70 * 2 * 64, 14), [1, 70, 2, 64], 'bf16');
+      outs.push((await attentionNaive(nq, t(randn(90 * 64, 15), [1, 90, 1, 64], 'bf16'), t(randn(90 * 64, 16), [1, 90, 1, 64], 'bf16'), { causal: true }).toArray()) as Float32Array);
       // Rows 0–63 one chunk (lengths 11–74); rows 64–73 a chunk but for row 69 (a tile
       // check that lets thread 0 set its flag after the others cleared it would take it).
       const T = 74, pages = 12, ps = 8, maxPages = 10;

@@ -132,6 +132,10 @@ class Backend {
   virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                const Tensor& block_table, const Tensor& seq_lens, const AttentionParams& p,
                                const Tensor& out, const Tensor* lse) = 0;
+  // The benchmark's baseline: dense attention (q[B,Sq,Hq,D], k/v[B,Sk,Hkv,D]) with the
+  // Sq×Sk scores materialized, built from the device's own fast GEMM pieces.
+  virtual void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
+                               const Tensor& out) = 0;
 };
 
 }  // namespace llmk
