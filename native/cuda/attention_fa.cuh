@@ -86,10 +86,10 @@ __device__ __forceinline__ void load_rows(T* smem, int pitch, const T* g, int H,
   }
 }
 
-// Launches fa_mma_kernel<T, BKV, DVC, STAGES> (attention_fa_kernel.cuh); instantiated
+// Launches fa_mma_kernel<T, BKV, DVC, STAGES, MAXDP> (attention_fa_kernel.cuh); instantiated
 // once per head-dim bucket in the generated attention_fa_hdim*.cu, picked by launch_fa
 // (attention_fa_dispatch.cuh).
-template <class T, int BKV, int DVC, int STAGES>
+template <class T, int BKV, int DVC, int STAGES, int MAXDP>
 void launch_fa_mma(const FaParams& p, int B, int max_sq, cudaStream_t st);
 
 }  // namespace llmk::LLMK_DEVICE_NS::attn

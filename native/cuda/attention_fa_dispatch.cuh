@@ -9,25 +9,25 @@
 
 namespace llmk::LLMK_DEVICE_NS::attn {
 
-extern template void launch_fa_mma<__half, 64, 64, 2>(const FaParams&, int, int, cudaStream_t);
-extern template void launch_fa_mma<__nv_bfloat16, 64, 64, 2>(const FaParams&, int, int, cudaStream_t);
-extern template void launch_fa_mma<__half, 64, 128, 2>(const FaParams&, int, int, cudaStream_t);
-extern template void launch_fa_mma<__nv_bfloat16, 64, 128, 2>(const FaParams&, int, int, cudaStream_t);
-extern template void launch_fa_mma<__half, 32, 128, 1>(const FaParams&, int, int, cudaStream_t);
-extern template void launch_fa_mma<__nv_bfloat16, 32, 128, 1>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__half, 64, 64, 2, 64>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__nv_bfloat16, 64, 64, 2, 64>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__half, 64, 128, 2, 128>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__nv_bfloat16, 64, 128, 2, 128>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__half, 32, 128, 1, 256>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__nv_bfloat16, 32, 128, 1, 256>(const FaParams&, int, int, cudaStream_t);
 
 template <class T>
 void launch_fa(FaParams p, int B, int max_sq, cudaStream_t st) {
   if (p.Dp <= 64) {
     p.chunks = (p.D + 63) / 64;
-    return launch_fa_mma<T, 64, 64, 2>(p, B, max_sq, st);
+    return launch_fa_mma<T, 64, 64, 2, 64>(p, B, max_sq, st);
   }
   if (p.Dp <= 128) {
     p.chunks = (p.D + 127) / 128;
-    return launch_fa_mma<T, 64, 128, 2>(p, B, max_sq, st);
+    return launch_fa_mma<T, 64, 128, 2, 128>(p, B, max_sq, st);
   }
   p.chunks = (p.D + 127) / 128;
-  return launch_fa_mma<T, 32, 128, 1>(p, B, max_sq, st);
+  return launch_fa_mma<T, 32, 128, 1, 256>(p, B, max_sq, st);
 }
 
 }  // namespace llmk::LLMK_DEVICE_NS::attn

@@ -9,9 +9,13 @@
 
 namespace llmk::LLMK_DEVICE_NS::attn {
 
-template <class T, int BKV, int DVC, int STAGES>
+// MAXDP: the largest Dp of the instance; up to 128 the warp's Q fragments (MAXDP / 4
+// registers) are loaded once from shared memory and kept in registers for every tile.
+template <class T, int BKV, int DVC, int STAGES, int MAXDP>
 __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
-  constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8;
+  constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8, QK_STEPS = MAXDP / 16;
+  constexpr bool QREG = MAXDP <= 128;
+  uint32_t qa[QREG ? QK_STEPS : 1][4];
   const int b = blockIdx.z / p.chunks, chunk = blockIdx.z % p.chunks, h = blockIdx.y, kvh = h / (p.Hq / p.Hkv);
   int qbase, Sq, kbase, Sk, q0 = blockIdx.x * BQ;
   const int* kpages = nullptr;
@@ -71,14 +75,27 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     __syncthreads();
     const T* K = Ks + s * BKV * pitch;
     const T* V = Vs + s * BKV * pitch;
+    if (QREG && kt == 0) {  // the Q tile arrived with the first K/V tile
+#pragma unroll
+      for (int kq = 0; kq < (QREG ? QK_STEPS : 1); ++kq)
+        if (16 * kq < p.Dp) ldmatrix_x4(qa[kq], Qs + (16 * warp + lane % 16) * pitch + 16 * kq + 8 * (lane / 16));
+    }
     float sc[NS][4];
 #pragma unroll
     for (int i = 0; i < NS; ++i)
 #pragma unroll
       for (int r = 0; r < 4; ++r) sc[i][r] = 0.f;
-    for (int ks = 0; ks < p.Dp; ks += 16) {
+#pragma unroll
+    for (int kq = 0; kq < QK_STEPS; ++kq) {
+      const int ks = 16 * kq;
+      if (ks >= p.Dp) break;
       uint32_t a[4];
-      ldmatrix_x4(a, Qs + (16 * warp + lane % 16) * pitch + ks + 8 * (lane / 16));
+      if constexpr (QREG) {
+#pragma unroll
+        for (int x = 0; x < 4; ++x) a[x] = qa[kq][x];
+      } else {
+        ldmatrix_x4(a, Qs + (16 * warp + lane % 16) * pitch + ks + 8 * (lane / 16));
+      }
 #pragma unroll
       for (int np = 0; np < NS / 2; ++np) {
         uint32_t r[4];
@@ -189,10 +206,10 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
   }
 }
 
-template <class T, int BKV, int DVC, int STAGES>
+template <class T, int BKV, int DVC, int STAGES, int MAXDP>
 void launch_fa_mma(const FaParams& p, int B, int max_sq, cudaStream_t st) {
   const size_t smem = size_t(64 + 2 * STAGES * BKV) * size_t(p.Dp + 8) * sizeof(T);
-  auto* kernel = fa_mma_kernel<T, BKV, DVC, STAGES>;
+  auto* kernel = fa_mma_kernel<T, BKV, DVC, STAGES, MAXDP>;
   LLMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned((max_sq + 63) / 64), unsigned(p.Hq), unsigned(B * p.chunks)), block(128);
   llmk_launch(kernel, grid, block, smem, st, p);
