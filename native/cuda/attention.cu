@@ -281,31 +281,38 @@ __global__ void __launch_bounds__(128) paged_combine_kernel(const float* part_o,
 }
 
 
-}  // namespace
-
-void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const int* cu_q_dev, const int* cu_k_dev,
-                      int batch, int max_sq, const AttentionParams& ap, const Tensor& out, const Tensor* lse,
-                      cudaStream_t st) {
-  const bool varlen = cu_q_dev != nullptr;
+// The fields every FA launch sets: tensors [.., H, D] (the head and dim axes last).
+FaParams fa_params(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor* lse, float scale,
+                   bool causal) {
   FaParams p{};
   p.q = q.raw();
   p.k = k.raw();
   p.v = v.raw();
   p.out = out.raw();
   p.lse = lse ? lse->data<float>() : nullptr;
-  p.cu_q = cu_q_dev;
-  p.cu_k = cu_k_dev;
-  p.Sq = varlen ? 0 : int(q.dim(1));
-  p.Sk = varlen ? 0 : int(k.dim(1));
   p.Hq = int(q.dim(-2));
   p.Hkv = int(k.dim(-2));
   p.D = int(q.dim(-1));
   p.Dp = (p.D + 15) / 16 * 16;
-  p.scale_log2 = ap.scale * kLog2e;
-  p.causal = ap.causal;
+  p.scale_log2 = scale * kLog2e;
+  p.causal = causal;
+  p.chunks = 1;
+  return p;
+}
+
+}  // namespace
+
+void launch_attention(const Tensor& q, const Tensor& k, const Tensor& v, const int* cu_q_dev, const int* cu_k_dev,
+                      int batch, int max_sq, const AttentionParams& ap, const Tensor& out, const Tensor* lse,
+                      cudaStream_t st) {
+  const bool varlen = cu_q_dev != nullptr;
+  FaParams p = fa_params(q, k, v, out, lse, ap.scale, ap.causal);
+  p.cu_q = cu_q_dev;
+  p.cu_k = cu_k_dev;
+  p.Sq = varlen ? 0 : int(q.dim(1));
+  p.Sk = varlen ? 0 : int(k.dim(1));
   p.lse_packed = varlen;
   p.Tq = varlen ? int(q.dim(0)) : 0;
-  p.chunks = 1;
   if (batch == 0 || max_sq == 0) return;
   switch (q.dtype) {
     case DType::F16: launch_fa<__half>(p, batch, max_sq, st); break;
@@ -344,20 +351,8 @@ void launch_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor
   if (tile_done) {
     // Prefill chunks first, 64 rows a tile, on the FA kernel (f16/bf16; the caller passes
     // tile_done only then, with no window and T ≥ kPagedPrefillRun).
-    FaParams f{};
-    f.q = q.raw();
-    f.k = k_cache.raw();
-    f.v = v_cache.raw();
-    f.out = out.raw();
-    f.lse = lse ? lse->data<float>() : nullptr;
-    f.Hq = p.Hq;
-    f.Hkv = p.Hkv;
-    f.D = p.D;
-    f.Dp = (p.D + 15) / 16 * 16;
-    f.scale_log2 = p.scale_log2;
-    f.causal = 1;
+    FaParams f = fa_params(q, k_cache, v_cache, out, lse, scale, true);
     f.lse_packed = 2;
-    f.chunks = 1;
     f.block_table = p.block_table;
     f.seq_lens = p.seq_lens;
     f.T = T;
