@@ -4,7 +4,7 @@ export { Tensor, tensor, zeros, full, type TensorData, type TensorOptions } from
 export { devices, cudaStatus, synchronize, memory, type DeviceInfo } from './device.js';
 export { matmul, type MatmulOptions } from './ops/matmul.js';
 export { add, mul, rmsNorm, siluMul, embedding, softmax, argmax } from './ops/elementwise.js';
-export { rope, ropeAndCache, ropeScalingFromHF, type KvCacheSlots, type RopeOptions, type RopeScaling } from './ops/rope.js';
+export { rope, ropeAndCache, writeKvCache, ropeScalingFromHF, type KvCacheSlots, type RopeOptions, type RopeScaling } from './ops/rope.js';
 export * as int8 from './ops/int8.js';
 export type { Int8Weight, Int8Options, Int8MatmulOptions, QuantizedRows } from './ops/int8.js';
 export * as sparse24 from './ops/sparse24.js';

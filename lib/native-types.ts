@@ -76,6 +76,7 @@ export interface NativeAddon {
     q: NativeTensor, k: NativeTensor, v: NativeTensor, positions: NativeTensor, slots: NativeTensor,
     kCache: NativeTensor, vCache: NativeTensor, opts: object,
   ): void;
+  kvCacheWrite(k: NativeTensor, v: NativeTensor, slots: NativeTensor, kCache: NativeTensor, vCache: NativeTensor): void;
   /** w[N,K] -> [q i8 [N,K], scale f32 [N], rowsum i32 [N]] */
   int8QuantizeWeight(w: NativeTensor): [NativeTensor, NativeTensor, NativeTensor];
   /** x[M,K] -> [q i8 [M,K], scale f32 [M], outlier mask i32 [K]] */

@@ -92,14 +92,9 @@ export interface KvCacheSlots {
   slots: Tensor;
 }
 
-/**
- * The decoder's fused step: rotates q in place and writes the rotated k rows and the v
- * rows into a paged KV cache at `cache.slots` — one pass, k itself is left unchanged.
- * @example ropeAndCache(q, k, v, positions, { kCache, vCache, slots }, { base: 10000 })
- */
-export function ropeAndCache(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, cache: KvCacheSlots, opts: RopeOptions = {}): void {
-  const o = checkRope(q, k, positions, opts);
-  assertTensor(k, 'k');
+// v like k; slots i32 [T]; caches [numPages, pageSize, Hkv, D] of k's dtype, distinct
+// tensors; everything on `anchor`'s device.
+function checkCache(anchor: Tensor, anchorName: string, k: Tensor, v: Tensor, cache: KvCacheSlots): void {
   assertTensor(v, 'v');
   assertOptions(cache, 'cache');
   const { kCache, vCache, slots } = cache;
@@ -107,7 +102,7 @@ export function ropeAndCache(q: Tensor, k: Tensor, v: Tensor, positions: Tensor,
   assertTensor(vCache, 'cache.vCache');
   assertTensor(slots, 'cache.slots');
   for (const [t, n] of [[v, 'v'], [kCache, 'cache.kCache'], [vCache, 'cache.vCache'], [slots, 'cache.slots']] as const)
-    assertSameDevice(q, 'q', t, n);
+    assertSameDevice(anchor, anchorName, t, n);
   if (v.dtype !== k.dtype || v.shape.some((d, i) => d !== k.shape[i]) || v.shape.length !== 3)
     throw new RangeError(`Expected v of shape [${k.shape.join(', ')}] and dtype ${k.dtype} but received [${v.shape.join(', ')}] ${v.dtype}`);
   assertTensorDType(slots, 'cache.slots', ['i32']);
@@ -120,7 +115,35 @@ export function ropeAndCache(q: Tensor, k: Tensor, v: Tensor, positions: Tensor,
       );
   if (kCache.shape.some((d, i) => d !== vCache.shape[i]))
     throw new RangeError(`Expected cache.vCache of the shape of cache.kCache [${kCache.shape.join(', ')}] but received [${vCache.shape.join(', ')}]`);
+  if (kCache.handle === vCache.handle) throw new Error('Expected cache.kCache and cache.vCache to be different tensors (both are written)');
+}
+
+/**
+ * The decoder's fused step: rotates q in place and writes the rotated k rows and the v
+ * rows into a paged KV cache at `cache.slots` — one pass, k itself is left unchanged.
+ * @example ropeAndCache(q, k, v, positions, { kCache, vCache, slots }, { base: 10000 })
+ */
+export function ropeAndCache(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, cache: KvCacheSlots, opts: RopeOptions = {}): void {
+  const o = checkRope(q, k, positions, opts);
+  checkCache(q, 'q', k, v, cache);
+  const { kCache, vCache, slots } = cache;
   native().ropeCache(q.handle, k.handle, v.handle, positions.handle, slots.handle, kCache.handle, vCache.handle, o);
+}
+
+/**
+ * Appends k and v rows [T, Hkv, D] to a paged KV cache as they are (no rotation; vLLM's
+ * reshape_and_cache): token t's rows land at flat slot `cache.slots[t]` = page·pageSize +
+ * offset (see pagedSlots). A slot outside [0, numPages·pageSize) fails at the next sync
+ * point, naming it, and the call writes nothing; with repeated slots, which row lands
+ * there is unspecified.
+ * @example writeKvCache(k, v, { kCache, vCache, slots })
+ */
+export function writeKvCache(k: Tensor, v: Tensor, cache: KvCacheSlots): void {
+  assertTensor(k, 'k');
+  assertRank(k, 'k', 3, '[T, Hkv, D]');
+  assertTensorDType(k, 'k', FLOAT_DTYPES);
+  checkCache(k, 'k', k, v, cache);
+  native().kvCacheWrite(k.handle, v.handle, cache.slots.handle, cache.kCache.handle, cache.vCache.handle);
 }
 
 /**

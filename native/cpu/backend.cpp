@@ -94,6 +94,7 @@ class CpuBackend final : public Backend {
             const KvCacheWrite* cache) override {
     cpu::rope(q, k, pos, c, t, cache);
   }
+  void kv_cache_write(const Tensor& k, const KvCacheWrite& cache) override { cpu::kv_cache_write(k, cache); }
   void int8_quantize_weight(const Tensor& w, const Int8Weight& out) override { cpu::int8_quantize_weight(w, out); }
   void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
                           const Tensor& outlier_mask) override {

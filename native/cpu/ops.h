@@ -16,6 +16,7 @@ void cast(const Tensor& x, const Tensor& y);
 void fill(const Tensor& y, double value);
 void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
           const KvCacheWrite* cache);
+void kv_cache_write(const Tensor& k, const KvCacheWrite& cache);
 void int8_quantize_weight(const Tensor& w, const Int8Weight& out);
 void int8_quantize_rows(const Tensor& x, float threshold, const Tensor& q, const Tensor& scale,
                         const Tensor& outlier_mask);

@@ -1,4 +1,5 @@
 // RoPE on the cpu device: threads over tokens, the per-ISA row kernel from isa/rope.cpp.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -18,6 +19,19 @@ LLMK_DECLARE_ROPE(isa_avx2)
 LLMK_DECLARE_ROPE(isa_avx512)
 #undef LLMK_DECLARE_ROPE
 
+namespace {
+
+// Every slot in range before the first row is written: a bad call leaves the cache as it was.
+void check_slots(const KvCacheWrite& cache, int64_t T, const char* op) {
+  const int32_t* slots = cache.slots.data<int32_t>();
+  const int64_t nslots = cache.k_cache.dim(0) * cache.k_cache.dim(1);
+  for (int64_t t = 0; t < T; ++t)
+    LLMK_CHECK(slots[t] >= 0 && slots[t] < nslots, RangeError, op, ": expected cache slots in [0, ", nslots,
+               ") but slots[", t, "] = ", slots[t]);
+}
+
+}  // namespace
+
 void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg, const RopeTable& table,
           const KvCacheWrite* cache) {
   const int64_t T = q.dim(0);
@@ -26,12 +40,7 @@ void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeC
   for (int64_t t = 0; t < T; ++t)
     LLMK_CHECK(pos[t] >= 0, RangeError, "rope: expected non-negative positions but positions[", t, "] = ", pos[t]);
   const int32_t* slots = cache ? cache->slots.data<int32_t>() : nullptr;
-  if (cache) {
-    const int64_t nslots = cache->k_cache.dim(0) * cache->k_cache.dim(1);
-    for (int64_t t = 0; t < T; ++t)
-      LLMK_CHECK(slots[t] >= 0 && slots[t] < nslots, RangeError, "rope: expected cache slots in [0, ", nslots,
-                 ") but slots[", t, "] = ", slots[t]);
-  }
+  if (cache) check_slots(*cache, T, "rope");
   const int dtype = q.dtype == DType::F32 ? 0 : q.dtype == DType::F16 ? 1 : 2;
   auto* rows = isa() == Isa::Avx512 ? isa_avx512::rope_rows : isa() == Isa::Avx2 ? isa_avx2::rope_rows
                                                                                  : isa_scalar::rope_rows;
@@ -52,6 +61,24 @@ void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeC
         kdst = kslot;
       }
       rows(dtype, kdst, hkv, D, pos[t], cfg, table, scratch.data(), false);
+    }
+  });
+}
+
+void kv_cache_write(const Tensor& k, const KvCacheWrite& cache) {
+  const int64_t T = k.dim(0);
+  check_slots(cache, T, "writeKvCache");
+  const int32_t* slots = cache.slots.data<int32_t>();
+  const size_t row = size_t(k.dim(1)) * size_t(k.dim(2)) * dtype_size(k.dtype);
+  const char* ks = k.data<char>();
+  const char* vs = cache.v.data<char>();
+  char* kc = cache.k_cache.data<char>();
+  char* vc = cache.v_cache.data<char>();
+  // Rows of a few KB each: threads only once there are tens of them to share.
+  cpu_pool().parallel_for(T, std::max<int64_t>(1, int64_t(65536 / row)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      std::memcpy(kc + size_t(slots[t]) * row, ks + size_t(t) * row, row);
+      std::memcpy(vc + size_t(slots[t]) * row, vs + size_t(t) * row, row);
     }
   });
 }

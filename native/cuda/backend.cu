@@ -144,6 +144,14 @@ class CudaBackend final : public Backend {
                 stream_);
   }
 
+  void kv_cache_write(const Tensor& k, const KvCacheWrite& cache) override {
+    launch_kv_cache_write(k, cache, error_slot([this, slots = cache.slots, n = cache.k_cache.dim(0) * cache.k_cache.dim(1)](int t) {
+                            fail(ErrorKind::RangeError, "writeKvCache: expected cache slots in [0, ", n, ") but slots[", t,
+                                 "] = ", read_i32(slots, t));
+                          }),
+                          stream_);
+  }
+
   void int8_quantize_weight(const Tensor& w, const Int8Weight& out) override {
     launch_int8_quantize_weight(w, out, error_slot([](int n) {
                                   fail(ErrorKind::RangeError, "int8.quantizeWeight: expected finite values in w but row ", n,
@@ -267,7 +275,7 @@ class CudaBackend final : public Backend {
     LLMK_CHECK(o.back() == total, RangeError, "attention: expected ", name, "[", o.size() - 1, "] = ", total,
                " (the packed token count) but received ", o.back());
   }
-  // An error slot for the next launch (0x7f7f7f7f = no error; kernels atomicMin the
+  // An error slot for the next launch (kNoError = no error; kernels atomicMin the
   // first bad index into it) and what to report if it is set. When every slot is in
   // use, the pending ones are checked first (a sync; a decode step needs ~L + 1).
   int* error_slot(std::function<void(int)> report) {
@@ -290,7 +298,7 @@ class CudaBackend final : public Backend {
     staged_.clear();
     staged_bytes_ = 0;
     for (size_t i = 0; i < v.size(); ++i)
-      if (v[i] != 0x7f7f7f7f) checks[i](v[i]);
+      if (v[i] != kNoError) checks[i](v[i]);
   }
   // One element of an i32 tensor (error messages only).
   int32_t read_i32(const Tensor& t, int64_t i) {

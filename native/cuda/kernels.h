@@ -1,11 +1,14 @@
 // Launchers of every CUDA op (one .cu per op family), called by backend.cu. They
 // enqueue on `stream` and return; kernels that can detect bad device-resident input
-// (ids, positions, slots, 2:4 groups) atomicMin an index into *error (INT_MAX = none).
+// (ids, positions, slots, 2:4 groups) atomicMin an index into *error (kNoError = none).
 #pragma once
 #include "device.cuh"
 #include "llmk/backend.h"
 
 namespace llmk::LLMK_DEVICE_NS {
+
+// An unset error slot (every byte 0x7f, the memset that re-arms the slots).
+constexpr int kNoError = 0x7f7f7f7f;
 
 void launch_matmul(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y, cudaStream_t stream);
 void launch_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y, cudaStream_t stream);
@@ -18,6 +21,7 @@ void launch_cast(const Tensor& x, const Tensor& y, cudaStream_t stream);
 void launch_fill(const Tensor& y, double value, cudaStream_t stream);
 void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
                  const RopeTable& table, const KvCacheWrite* cache, int* error, cudaStream_t stream);
+void launch_kv_cache_write(const Tensor& k, const KvCacheWrite& cache, int* error, cudaStream_t stream);
 void launch_sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out, cudaStream_t stream);
 void launch_sparse24_compress(const Tensor& w, const Tensor& values, const Tensor& meta, int* error,
                               cudaStream_t stream);

@@ -1,6 +1,7 @@
 // Fused rotary embedding: one block per token rotates every q head and then every k
 // head (one launch, one pass over both); with a cache destination the rotated k rows
-// and the v rows go straight to their paged-cache slots.
+// and the v rows go straight to their paged-cache slots. The plain cache append
+// (writeKvCache) is a slot check and a row copy.
 // check:cuda expects: ld.global
 #include "common/rope.h"
 #include "convert.cuh"
@@ -75,6 +76,28 @@ __global__ void __launch_bounds__(256) rope_kernel(RopeParams p) {
   }
 }
 
+// The first token whose slot lies outside [0, nslots), into *error (atomicMin).
+__global__ void __launch_bounds__(256) kv_slots_check_kernel(const int32_t* slots, int T, long long nslots,
+                                                             int* error) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t < T && (slots[t] < 0 || slots[t] >= nslots)) atomicMin(error, t);
+}
+
+// One block per token copies its k and v rows (`units` U-sized words each) to the
+// token's slot; nothing is written once the check above flagged any token, so a bad
+// call leaves the cache as it was.
+template <class U>
+__global__ void __launch_bounds__(128) kv_write_kernel(const U* k, const U* v, const int32_t* slots, U* k_cache,
+                                                       U* v_cache, int units, const int* error) {
+  if (*error != kNoError) return;
+  const int t = blockIdx.x;
+  const size_t src = size_t(t) * units, dst = size_t(slots[t]) * units;
+  for (int e = threadIdx.x; e < units; e += blockDim.x) {
+    k_cache[dst + e] = k[src + e];
+    v_cache[dst + e] = v[src + e];
+  }
+}
+
 }  // namespace
 
 void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
@@ -112,6 +135,29 @@ void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, cons
     case DType::BF16: llmk_launch(rope_kernel<__nv_bfloat16>, grid, block, 0, stream, p); break;
     default: fail(ErrorKind::TypeError, "rope: unsupported dtype ", dtype_name(q.dtype));
   }
+}
+
+void launch_kv_cache_write(const Tensor& k, const KvCacheWrite& cache, int* error_dev, cudaStream_t stream) {
+  const int T = int(k.dim(0));
+  if (T == 0) return;
+  const size_t row = size_t(k.dim(1)) * size_t(k.dim(2)) * dtype_size(k.dtype);
+  llmk_launch(kv_slots_check_kernel, dim3(unsigned((T + 255) / 256)), dim3(256), 0, stream, cache.slots.data<int32_t>(), T,
+              static_cast<long long>(cache.k_cache.dim(0) * cache.k_cache.dim(1)), error_dev);
+  // The widest word that divides the row and every base address (views may start anywhere).
+  uintptr_t bits = row;
+  for (const void* ptr : {k.raw(), cache.v.raw(), cache.k_cache.raw(), cache.v_cache.raw()})
+    bits |= reinterpret_cast<uintptr_t>(ptr);
+  const dim3 grid(static_cast<unsigned>(T)), block(128);
+  const int32_t* slots = cache.slots.data<int32_t>();
+  auto go = [&](auto word) {
+    using U = decltype(word);
+    llmk_launch(kv_write_kernel<U>, grid, block, 0, stream, static_cast<const U*>(k.raw()),
+                static_cast<const U*>(cache.v.raw()), slots, static_cast<U*>(cache.k_cache.raw()),
+                static_cast<U*>(cache.v_cache.raw()), int(row / sizeof(U)), static_cast<const int*>(error_dev));
+  };
+  if (bits % 16 == 0) go(uint4{});
+  else if (bits % 4 == 0) go(uint32_t{});
+  else go(uint16_t{});
 }
 
 }  // namespace llmk::LLMK_DEVICE_NS

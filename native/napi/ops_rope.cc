@@ -1,4 +1,6 @@
-// rope(q, k | null, positions, cfg) — rotates q and k in place in one queued op.
+// rope(q, k | null, positions, cfg) — rotates q and k in place in one queued op;
+// ropeCache writes the rotated k (and v) to a paged cache instead, kvCacheWrite the rows
+// unrotated.
 #include <cmath>
 
 #include "napi/tensor_handle.h"
@@ -122,40 +124,65 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   });
 }
 
+// The cache destination of ropeCache and kvCacheWrite: v like k, slots i32 [T], caches
+// [numPages, pageSize, Hkv, D] of k's dtype, all on `dev_of`'s device (`dev_name` in messages).
+KvCacheWrite check_cache_args(const char* dev_name, const TensorHandle* dev_of, const Tensor& k, const Napi::Value& vv,
+                              const Napi::Value& sv, const Napi::Value& kcv, const Napi::Value& vcv) {
+  TensorHandle* v = unwrap(vv, "v");
+  TensorHandle* slots = unwrap(sv, "slots");
+  TensorHandle* kc = unwrap(kcv, "kCache");
+  TensorHandle* vc = unwrap(vcv, "vCache");
+  const int64_t T = k.dim(0), H = k.dim(1), D = k.dim(2);
+  for (auto [name, h] : {std::pair{"v", v}, std::pair{"slots", slots}, std::pair{"kCache", kc}, std::pair{"vCache", vc}})
+    same_device(dev_name, dev_of, name, h);
+  LLMK_CHECK(v->tensor.shape == k.shape && v->tensor.dtype == k.dtype, RangeError, "Expected v of shape ",
+             shape_str(k.shape), " and dtype ", dtype_name(k.dtype), " but received ", shape_str(v->tensor.shape), " ",
+             dtype_name(v->tensor.dtype));
+  expect_dtype("slots", slots, {DType::I32});
+  LLMK_CHECK(slots->tensor.rank() == 1 && slots->tensor.dim(0) == T, RangeError, "Expected slots of shape [", T,
+             "] but received ", shape_str(slots->tensor.shape));
+  for (auto [name, h] : {std::pair{"kCache", kc}, std::pair{"vCache", vc}}) {
+    const Tensor& c = h->tensor;
+    LLMK_CHECK(c.rank() == 4 && c.dim(2) == H && c.dim(3) == D && c.dtype == k.dtype, RangeError, "Expected ", name,
+               " of shape [numPages, pageSize, ", H, ", ", D, "] and dtype ", dtype_name(k.dtype), " but received ",
+               shape_str(c.shape), " ", dtype_name(c.dtype));
+  }
+  LLMK_CHECK(kc->tensor.shape == vc->tensor.shape, RangeError, "Expected vCache of the shape of kCache ",
+             shape_str(kc->tensor.shape), " but received ", shape_str(vc->tensor.shape));
+  LLMK_CHECK(kc->tensor.storage != vc->tensor.storage, Error,
+             "Expected kCache and vCache to be different tensors (both are written)");
+  return {v->tensor, slots->tensor, kc->tensor, vc->tensor};
+}
+
 // ropeCache(q, k, v, positions, slots, kCache, vCache, opts): q rotates in place; rotated
 // k rows and v rows land in the paged caches at slots[t].
 Napi::Value RopeCache(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     RopeArgs a = check_rope_args(info[0], info[1], info[3], true);
-    TensorHandle* v = unwrap(info[2], "v");
-    TensorHandle* slots = unwrap(info[4], "slots");
-    TensorHandle* kc = unwrap(info[5], "kCache");
-    TensorHandle* vc = unwrap(info[6], "vCache");
     const Tensor& k = a.k->tensor;
-    const int64_t T = k.dim(0), H = k.dim(1), D = k.dim(2);
-    for (auto [name, h] : {std::pair{"v", v}, std::pair{"slots", slots}, std::pair{"kCache", kc}, std::pair{"vCache", vc}})
-      same_device("q", a.q, name, h);
-    LLMK_CHECK(v->tensor.shape == k.shape && v->tensor.dtype == k.dtype, RangeError, "Expected v of shape ",
-               shape_str(k.shape), " and dtype ", dtype_name(k.dtype), " but received ", shape_str(v->tensor.shape), " ",
-               dtype_name(v->tensor.dtype));
-    expect_dtype("slots", slots, {DType::I32});
-    LLMK_CHECK(slots->tensor.rank() == 1 && slots->tensor.dim(0) == T, RangeError, "Expected slots of shape [", T,
-               "] but received ", shape_str(slots->tensor.shape));
-    for (auto [name, h] : {std::pair{"kCache", kc}, std::pair{"vCache", vc}}) {
-      const Tensor& c = h->tensor;
-      LLMK_CHECK(c.rank() == 4 && c.dim(2) == H && c.dim(3) == D && c.dtype == k.dtype, RangeError, "Expected ", name,
-                 " of shape [numPages, pageSize, ", H, ", ", D, "] and dtype ", dtype_name(k.dtype), " but received ",
-                 shape_str(c.shape), " ", dtype_name(c.dtype));
-    }
-    LLMK_CHECK(kc->tensor.shape == vc->tensor.shape, RangeError, "Expected vCache of the shape of kCache ",
-               shape_str(kc->tensor.shape), " but received ", shape_str(vc->tensor.shape));
-    RopeConfig cfg = parse_rope_config(info[7], int(D));
+    KvCacheWrite cache = check_cache_args("q", a.q, k, info[2], info[4], info[5], info[6]);
+    RopeConfig cfg = parse_rope_config(info[7], int(k.dim(2)));
     RopeTable table = rope_table(cfg);
     Device* dev = a.q->device;
     Tensor tq = a.q->tensor, tk = k, tp = a.positions->tensor;
-    KvCacheWrite cache{v->tensor, slots->tensor, kc->tensor, vc->tensor};
     Backend* be = dev->backend.get();
     enqueue(dev, [=] { be->rope(tq, &tk, tp, cfg, table, &cache); });
+    return info.Env().Undefined();
+  });
+}
+
+// kvCacheWrite(k, v, slots, kCache, vCache): k and v rows [T, Hkv, D] to the paged
+// caches at slots[t], unrotated.
+Napi::Value KvCacheWriteOp(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    TensorHandle* k = unwrap(info[0], "k");
+    expect_dtype("k", k, {DType::F32, DType::F16, DType::BF16});
+    LLMK_CHECK(k->tensor.rank() == 3, RangeError, "Expected k of rank 3 [T, Hkv, D] but received shape ",
+               shape_str(k->tensor.shape));
+    KvCacheWrite cache = check_cache_args("k", k, k->tensor, info[1], info[2], info[3], info[4]);
+    Tensor tk = k->tensor;
+    Backend* be = k->device->backend.get();
+    enqueue(k->device, [=] { be->kv_cache_write(tk, cache); });
     return info.Env().Undefined();
   });
 }
@@ -165,6 +192,7 @@ Napi::Value RopeCache(const Napi::CallbackInfo& info) {
 void init_rope_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("ropeCache", Napi::Function::New(env, RopeCache));
+  exports.Set("kvCacheWrite", Napi::Function::New(env, KvCacheWriteOp));
 }
 
 }  // namespace llmk::napi

@@ -1,7 +1,10 @@
 // RoPE conformance on every device against the fp64 HF-formula reference.
 import { describe, expect, it } from 'vitest';
-import { rope, ropeAndCache, ropeScalingFromHF, tensor, type RopeScaling } from '../../lib/index.js';
+import {
+  pagedAttention, pagedSlots, rope, ropeAndCache, ropeScalingFromHF, synchronize, tensor, writeKvCache, type RopeScaling,
+} from '../../lib/index.js';
 import { compare, DEVICES, nativeForTests, quantizeTo, randn, rng } from '../helpers.js';
+import { attentionNaive, attentionRef } from '../reference/attention.js';
 import { ropeRef, type RopeRefOptions } from '../reference/rope.js';
 
 type FloatDType = 'f32' | 'f16' | 'bf16';
@@ -215,5 +218,104 @@ describe.each(DEVICES)('ropeAndCache on %s', (device) => {
     });
     const err = await kCache.toArray().then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/slot/);
+  });
+});
+
+describe.each(DEVICES)('writeKvCache on %s', (device) => {
+  // Row sizes 3·40 elements (16-byte words on CUDA) and 1·5 (f32: 4-byte words, f16/bf16:
+  // 2-byte ones); slots spread over every page, the last slot of the cache among them.
+  it.each<[FloatDType, number, number]>([
+    ['f32', 3, 40], ['f16', 3, 40], ['bf16', 3, 40], ['f32', 1, 5], ['f16', 1, 5], ['bf16', 1, 5],
+  ])('%s Hkv=%i D=%i: k and v rows land unrotated in their slots, every other slot untouched', async (dtype, Hkv, D) => {
+    const pages = 5;
+    const pageSize = 3;
+    const nslots = pages * pageSize;
+    const slots = Int32Array.from([14, 2, 7, 0, 9, 5, 11]);
+    const T = slots.length;
+    const k0 = quantizeTo(randn(T * Hkv * D, 301), dtype);
+    const v0 = quantizeTo(randn(T * Hkv * D, 302), dtype);
+    const kFill = quantizeTo(randn(nslots * Hkv * D, 303), dtype);
+    const vFill = quantizeTo(randn(nslots * Hkv * D, 304), dtype);
+    const kCache = tensor(kFill, [pages, pageSize, Hkv, D], { dtype, device });
+    const vCache = tensor(vFill, [pages, pageSize, Hkv, D], { dtype, device });
+    const k = tensor(k0, [T, Hkv, D], { dtype, device });
+    writeKvCache(k, tensor(v0, [T, Hkv, D], { dtype, device }), { kCache, vCache, slots: tensor(slots, [T], { device }) });
+    const kc = (await kCache.toArray()) as Float32Array;
+    const vc = (await vCache.toArray()) as Float32Array;
+    const row = Hkv * D;
+    const want = (fill: Float32Array, src: Float32Array) => {
+      const w = fill.slice();
+      slots.forEach((slot, t) => w.set(src.subarray(t * row, (t + 1) * row), slot * row));
+      return Array.from(w);
+    };
+    expect(Array.from(kc)).toEqual(want(kFill, k0));
+    expect(Array.from(vc)).toEqual(want(vFill, v0));
+    expect(Array.from(await k.toArray())).toEqual(Array.from(k0)); // the source is not touched
+  });
+
+  it('rows written one decode step at a time through pagedSlots read back through pagedAttention as the fp64 attention of the sequence', async () => {
+    // Two sequences on interleaved, out-of-order pages; each step appends one token
+    // per sequence (T = 2), as a decoder without rope would.
+    const Hq = 4, Hkv = 2, D = 16, pageSize = 4, steps = 11;
+    const tables = [[5, 0, 3], [1, 4, 2]];
+    const dtype = 'f16';
+    const kAll = quantizeTo(randn(2 * steps * Hkv * D, 311), dtype);
+    const vAll = quantizeTo(randn(2 * steps * Hkv * D, 312), dtype);
+    const q0 = quantizeTo(randn(2 * Hq * D, 313), dtype);
+    const kCache = tensor(new Float32Array(6 * pageSize * Hkv * D).fill(Number.NaN), [6, pageSize, Hkv, D], { dtype, device });
+    const vCache = tensor(new Float32Array(6 * pageSize * Hkv * D).fill(Number.NaN), [6, pageSize, Hkv, D], { dtype, device });
+    const row = Hkv * D;
+    for (let pos = 0; pos < steps; pos++) {
+      const rows = (a: Float32Array) => Float32Array.from([0, 1].flatMap((s) => Array.from(a.subarray((s * steps + pos) * row, (s * steps + pos + 1) * row))));
+      const slots = pagedSlots(tables, [0, 1], [pos, pos], pageSize);
+      writeKvCache(tensor(rows(kAll), [2, Hkv, D], { dtype, device }), tensor(rows(vAll), [2, Hkv, D], { dtype, device }), {
+        kCache, vCache, slots: tensor(slots, [2], { device }),
+      });
+    }
+    const table = tensor(Int32Array.from(tables.flat()), [2, 3], { device });
+    const { out } = pagedAttention(tensor(q0, [2, Hq, D], { dtype, device }), kCache, vCache, table, tensor(Int32Array.from([steps, steps]), [2], { device }));
+    const got = (await out.toArray()) as Float32Array;
+    for (let s = 0; s < 2; s++) {
+      const shape = { B: 1, Sq: 1, Sk: steps, Hq, Hkv, D, causal: false };
+      const qs = q0.subarray(s * Hq * D, (s + 1) * Hq * D);
+      const ks = kAll.subarray(s * steps * row, (s + 1) * steps * row);
+      const vs = vAll.subarray(s * steps * row, (s + 1) * steps * row);
+      const ref = attentionRef(qs, ks, vs, shape).out;
+      const naive = compare(attentionNaive(qs, ks, vs, shape, dtype), ref).maxAbs;
+      const err = compare(got.subarray(s * Hq * D, (s + 1) * Hq * D), ref);
+      expect(err.nonFinite, `sequence ${s}: non-finite outputs (a row left unwritten in the NaN-filled cache)`).toBe(0);
+      expect(err.maxAbs, `sequence ${s}`).toBeLessThanOrEqual(2 * naive + 1e-5);
+    }
+  });
+
+  it('a slot outside the cache fails at the next sync point, naming it, and writes nothing', async () => {
+    for (const bad of [-1, 8]) {
+      const fill = randn(2 * 4 * 8, 321);
+      const kCache = tensor(fill, [2, 4, 1, 8], { device });
+      const vCache = tensor(fill, [2, 4, 1, 8], { device });
+      const k = tensor(randn(16, 322), [2, 1, 8], { device });
+      writeKvCache(k, k.reshape([2, 1, 8]), { kCache, vCache, slots: tensor(Int32Array.from([3, bad]), [2], { device }) });
+      const err = await synchronize(device).then(() => null, (e: Error) => e);
+      expect(err?.message).toMatch(new RegExp(`writeKvCache: expected cache slots in \\[0, 8\\) but slots\\[1\\] = ${bad}`));
+      expect(Array.from(await kCache.toArray()), 'slot 3 kept its old row').toEqual(Array.from(fill));
+      expect(Array.from(await vCache.toArray())).toEqual(Array.from(fill));
+    }
+  });
+
+  it('rejects mismatched arguments, naming them', () => {
+    const k = tensor(randn(16, 331), [2, 1, 8], { device });
+    const kCache = tensor(randn(64, 332), [2, 4, 1, 8], { device });
+    const vCache = tensor(randn(64, 333), [2, 4, 1, 8], { device });
+    const slots = tensor(Int32Array.from([0, 1]), [2], { device });
+    expect(() => writeKvCache(k, tensor(randn(8, 1), [1, 1, 8], { device }), { kCache, vCache, slots })).toThrow(/Expected v of shape \[2, 1, 8\]/);
+    expect(() => writeKvCache(k, k, { kCache, vCache, slots: tensor(Int32Array.from([0]), [1], { device }) })).toThrow(/cache\.slots of shape \[2\]/);
+    expect(() => writeKvCache(k, k, { kCache, vCache, slots: tensor([0, 1], [2], { device }) })).toThrow(/cache\.slots/);
+    expect(() => writeKvCache(k, k, { kCache: tensor(randn(64, 334), [2, 4, 1, 8], { dtype: 'f16', device }), vCache, slots })).toThrow(
+      /cache\.kCache of shape \[numPages, pageSize, 1, 8\] and dtype f32/,
+    );
+    expect(() => writeKvCache(k, k, { kCache, vCache: tensor(randn(48, 335), [2, 3, 1, 8], { device }), slots })).toThrow(/cache\.vCache of the shape/);
+    expect(() => writeKvCache(k, k, { kCache, vCache: kCache, slots })).toThrow(/different tensors/);
+    expect(() => writeKvCache(k, k, { kCache, vCache: kCache.reshape([2, 4, 1, 8]), slots })).toThrow(/different tensors/);
+    expect(() => writeKvCache(tensor(randn(16, 336), [2, 8], { device }), k, { kCache, vCache, slots })).toThrow(/k of rank 3/);
   });
 });

@@ -3,7 +3,7 @@
 // before cp.async.wait seeing stale data, divergence and GPU limits reported as errors,
 // and bit-identical results of the real kernels under every schedule.
 import { afterAll, describe, expect, it } from 'vitest';
-import { flashAttention, matmul, pagedAttention, rope, sparse24, tensor, type Tensor } from '../../lib/index.js';
+import { flashAttention, matmul, pagedAttention, rope, sparse24, tensor, writeKvCache, type Tensor } from '../../lib/index.js';
 import { attentionNaive } from '../../lib/ops/attention.js';
 import { DEVICES, nativeForTests, randn, rng } from '../helpers.js';
 
@@ -168,6 +168,13 @@ describe.runIf(hasSimt)('simt emulator', () => {
       const q = t(randn(5 * 4 * 64, 4), [5, 4, 64], 'f16');
       rope(q, t(randn(5 * 2 * 64, 5), [5, 2, 64], 'f16'), tensor([1, 9, 300, 4000, 70000], [5], { dtype: 'i32', device }), { base: 500000 });
       outs.push((await q.toArray()) as Float32Array);
+      // the paged-cache append: a slot check, then the row copy (f16 rows: 16-byte words)
+      const kc0 = t(randn(4 * 3 * 2 * 64, 17), [4, 3, 2, 64], 'f16');
+      const vc0 = t(randn(4 * 3 * 2 * 64, 18), [4, 3, 2, 64], 'f16');
+      writeKvCache(t(randn(5 * 2 * 64, 19), [5, 2, 64], 'f16'), t(randn(5 * 2 * 64, 20), [5, 2, 64], 'f16'), {
+        kCache: kc0, vCache: vc0, slots: tensor([11, 0, 5, 7, 2], [5], { dtype: 'i32', device }),
+      });
+      outs.push((await kc0.toArray()) as Float32Array, (await vc0.toArray()) as Float32Array);
       const w24 = await sparse24.compress(sparse24.prune(t(randn(40 * 96, 6), [40, 96], 'f16')));
       outs.push((await sparse24.matmul(t(randn(33 * 96, 7), [33, 96], 'f16'), w24).toArray()) as Float32Array);
       // Attention: each FA instance (D ≤ 64, ≤ 128, > 128 in two output chunks, f32 rows),

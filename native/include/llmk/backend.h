@@ -96,6 +96,10 @@ class Backend {
   // and v rows are written to cache slots instead (k is left as it was).
   virtual void rope(const Tensor& q, const Tensor* k, const Tensor& positions, const RopeConfig& cfg,
                     const RopeTable& table, const KvCacheWrite* cache) = 0;
+  // The paged-cache append without a rotation (vLLM's reshape_and_cache): k rows
+  // [T,Hkv,D] and cache.v rows to cache slots. A slot outside [0, numPages·pageSize)
+  // throws llmk::Error and nothing is written (validated before the first write).
+  virtual void kv_cache_write(const Tensor& k, const KvCacheWrite& cache) = 0;
 
   // LLM.int8() (Dettmers et al. 2022). Non-finite weights throw llmk::Error.
   virtual void int8_quantize_weight(const Tensor& w, const Int8Weight& out) = 0;
