@@ -102,7 +102,8 @@ function rateOf(c: BenchCase, ms: number, peaks: Peaks, readNear?: number): Pick
   }
   if (c.bound === 'compute' && c.work.flops) {
     const rate = c.work.flops / s / 1e9;
-    return { rate, unit: 'GFLOP/s', pctOfPeak: onCpu ? (100 * rate) / peaks.fp32Gflops : null };
+    const peak = c.work.flopsPeak === 'bf16' ? peaks.bf16Gflops : peaks.fp32Gflops;
+    return { rate, unit: 'GFLOP/s', pctOfPeak: onCpu ? (100 * rate) / peak : null };
   }
   if (c.work.bytes) {
     const rate = c.work.bytes / s / 1e9;
@@ -145,7 +146,7 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
   const devs = opts.devices ?? devices().filter((d) => d.kind !== 'simt').map((d) => d.name);
   const peaks = await measurePeaks();
   console.log(
-    `peaks (cpu, ${peaks.isa}, ${peaks.threads} threads): fp32 ${peaks.fp32Gflops.toFixed(0)} GFLOP/s, ` +
+    `peaks (cpu, ${peaks.isa}, ${peaks.threads} threads): fp32 ${peaks.fp32Gflops.toFixed(0)} GFLOP/s, bf16 ${peaks.bf16Gflops.toFixed(0)} GFLOP/s, ` +
       `int8 ${peaks.int8Gops.toFixed(0)} GOP/s, read ${peaks.readGBs.toFixed(1)} GB/s`,
   );
   let cases = (await loadModules()).flatMap((m) => m(devs, { quick: opts.quick }));

@@ -20,6 +20,7 @@ interface Machine {
 }
 interface Peaks {
   fp32Gflops: number;
+  bf16Gflops?: number;
   int8Gops: number;
   readGBs: number;
 }
@@ -47,6 +48,7 @@ const read = <T>(file: string): T | undefined => (existsSync(file) ? (JSON.parse
 const ms = (v: number) => (v < 0.01 ? `${(v * 1e3).toFixed(2)} µs` : v < 1 ? `${(v * 1e3).toFixed(0)} µs` : `${v.toFixed(v < 100 ? 2 : 0)} ms`);
 const machineLine = (m: Machine, p: Peaks) =>
   `${m.cpu} (${m.isa}, ${m.threads} threads), Node ${m.node}, ${m.date.slice(0, 10)}; measured peaks: fp32 FMA ${p.fp32Gflops.toFixed(0)} GFLOP/s, ` +
+  (p.bf16Gflops ? `bf16 dot product ${p.bf16Gflops.toFixed(0)} GFLOP/s, ` : '') +
   `int8 dot product ${p.int8Gops.toFixed(0)} GOP/s, streaming read ${p.readGBs.toFixed(1)} GB/s`;
 
 export function performanceSection(results: string): string {

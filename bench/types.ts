@@ -5,6 +5,8 @@
 export interface BenchWork {
   /** floating-point operations per run (GEMM: 2·M·N·K) */
   flops?: number;
+  /** the compute peak flops are reported against: fp32 FMA (default), or the bf16 dot product (for kernels that use VDPBF16PS) */
+  flopsPeak?: 'fp32' | 'bf16';
   /** integer operations per run (int8 GEMM: 2·M·N·K) — reported as GOP/s against the VNNI peak */
   intOps?: number;
   /** bytes that must move per run (memory-bound shapes) — reported as GB/s against read bandwidth */

@@ -26,6 +26,8 @@ export interface NativeCudaStatus {
 
 export interface NativePeaks {
   fp32Gflops: number;
+  /** bf16 dot products (VDPBF16PS) where the ISA has them; else the fp32 FMA peak, which bf16 math then runs on */
+  bf16Gflops: number;
   int8Gops: number;
   readGBs: number;
   isa: string;
@@ -61,7 +63,7 @@ export interface NativeAddon {
   simtSelfTest?(name: string, buffers: ArrayBufferView[], arg0?: number, arg1?: number): Promise<void>;
 
   /** Peak fp32 FMA, int8 dot-product and DRAM read rates of the cpu device (all pool threads, current ISA). */
-  /** readOnly: only the streaming-read probe (fp32Gflops and int8Gops are 0) */
+  /** readOnly: only the streaming-read probe (the compute peaks are 0) */
   measurePeaks(readOnly?: boolean): Promise<NativePeaks>;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;

@@ -18,6 +18,7 @@ namespace llmk::cpu {
   namespace ns {                                               \
   double peak_fma_f32(int64_t iters, float* sink);             \
   double peak_int8(int64_t iters, int32_t* sink);              \
+  double peak_bf16(int64_t iters, float* sink);                \
   float peak_read(const float* p, size_t n);                   \
   }
 LLMK_DECLARE_PEAK(isa_scalar)
@@ -30,7 +31,7 @@ namespace llmk::napi {
 namespace {
 
 struct Peaks {
-  double fp32_flops = 0, int8_ops = 0, read_bytes = 0;  // per second
+  double fp32_flops = 0, bf16_flops = 0, int8_ops = 0, read_bytes = 0;  // per second
   std::string isa;
   int threads = 0;
 };
@@ -74,7 +75,7 @@ size_t read_buffer_bytes() {
   return want & ~size_t(4095);
 }
 
-// compute = false measures the read bandwidth only (fp32 and int8 stay 0).
+// compute = false measures the read bandwidth only (the compute peaks stay 0).
 Peaks measure(bool compute) {
   ThreadPool& pool = cpu_pool();
   const cpu::Isa isa = cpu::isa();
@@ -91,6 +92,14 @@ Peaks measure(bool compute) {
       default: return cpu::isa_scalar::peak_fma_f32(n, s);
     }
   };
+  auto bf16 = [&](int64_t n, int tid) {
+    float* s = &fsink[tid * 16];
+    switch (isa) {
+      case cpu::Isa::Avx512: return cpu::isa_avx512::peak_bf16(n, s);
+      case cpu::Isa::Avx2: return cpu::isa_avx2::peak_bf16(n, s);
+      default: return cpu::isa_scalar::peak_bf16(n, s);
+    }
+  };
   auto i8 = [&](int64_t n, int tid) {
     int32_t* s = &isink[tid * 16];
     switch (isa) {
@@ -101,6 +110,7 @@ Peaks measure(bool compute) {
   };
   if (compute) {
     p.fp32_flops = best_rate(0.05, fma);
+    p.bf16_flops = best_rate(0.05, bf16);
     p.int8_ops = best_rate(0.05, i8);
   }
 
@@ -140,6 +150,7 @@ Napi::Value MeasurePeaks(const Napi::CallbackInfo& info) {
     return sync_promise(info.Env(), cpu, [out](Napi::Env env) -> Napi::Value {
       Napi::Object o = Napi::Object::New(env);
       o.Set("fp32Gflops", out->fp32_flops / 1e9);
+      o.Set("bf16Gflops", out->bf16_flops / 1e9);
       o.Set("int8Gops", out->int8_ops / 1e9);
       o.Set("readGBs", out->read_bytes / 1e9);
       o.Set("isa", out->isa);

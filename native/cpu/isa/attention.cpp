@@ -5,7 +5,8 @@
 // the end. Nothing of size rows × keys beyond one tile ever exists.
 //   attend_rows (prefill): a block of query rows of one kv head; f16/bf16 tiles of
 //     kAttnTileKeys keys are converted to f32 once per tile and shared by all rows
-//     (every q head of a GQA group).
+//     (every q head of a GQA group). With bf16 inputs on AVX512-BF16 both products
+//     run on VDPBF16PS instead (twice the multiply-adds per instruction; see below).
 //   attend_decode (paged flash-decoding): one query per row, every kv head of a token;
 //     K and V are read in place and converted in registers (see below).
 #include <cmath>
@@ -109,18 +110,147 @@ inline void pv_all(const float* p, size_t rs, size_t js, const float* alpha, con
 // Successive rows lie Hkv·D elements apart, which the hardware prefetcher does not
 // follow: rows kPrefetch ahead (below `limit`) are prefetched.
 constexpr int kPrefetch = 8;
+inline void prefetch_row(const KvRows& src, int64_t j, int64_t limit, int row_bytes) {
+  if (j >= limit) return;
+  const char* p = src.row(j);
+  for (int b = 0; b < row_bytes; b += 64) __builtin_prefetch(p + b);
+}
 inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, int dp, float* dst, int64_t limit) {
-  const int es = dtype == 0 ? 4 : 2, row_bytes = D * es;
+  const int es = dtype == 0 ? 4 : 2;
   for (int j = 0; j < n; ++j) {
-    if (j0 + j + kPrefetch < limit) {
-      const char* next = src.row(j0 + j + kPrefetch);
-      for (int b = 0; b < row_bytes; b += 64) __builtin_prefetch(next + b);
-    }
+    prefetch_row(src, j0 + j + kPrefetch, limit, D * es);
     float* row = dst + size_t(j) * dp;
     load_f32_n(dtype, src.row(j0 + j), row, D);
     for (int d = D; d < dp; ++d) row[d] = 0;
   }
 }
+
+#if defined(__AVX512BF16__)
+// ---- Prefill with bf16 inputs on AVX512-BF16 ------------------------------------------
+// VDPBF16PS multiplies pairs of bf16 and adds both products into one f32 lane: 32
+// multiply-adds per instruction where an f32 FMA does 16, and K and V need no widening.
+// Both products are laid out in pairs along the dimension they reduce: Q as QT2[d/2][r]
+// (lane r holds elements d, d+1 of row r), each K pair broadcast straight from its bf16
+// row; P as PT2[j/2][r] and V as V2[j/2][d] (lane d holds rows j, j+1 of V). P is
+// rounded to bf16, as tensor-core FlashAttention feeds it to its second product (l sums
+// the f32 values: see softmax_tile_t). Q keeps its input bits (a bf16 rounding of
+// q·scale would lose precision); the scores are scaled as they leave the registers.
+inline __m512 dpbf(__m512 acc, __m512i a, __m512i b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+inline uint32_t ld_u32(const void* p) {
+  uint32_t x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+inline __m512i ld_pairs(const uint32_t* p) { return _mm512_loadu_si512(p); }
+
+// QT2[d2][r] = bf16 elements 2·d2, 2·d2 + 1 of q row r, d2 < D/2, rows M…ldq zero.
+// m and l of the padding rows as transpose_q sets them.
+inline void transpose_q_bf16(const AttnRowsJob& a, int M, uint32_t* qt2, size_t ldq, float* m, float* l) {
+  const int D2 = a.D / 2;
+  for (int r = 0; r < M; ++r)
+    for (int d2 = 0; d2 < D2; ++d2) qt2[size_t(d2) * ldq + r] = ld_u32(a.q[r] + 4 * d2);
+  for (int d2 = 0; d2 < D2; ++d2)
+    for (size_t r = size_t(M); r < ldq; ++r) qt2[size_t(d2) * ldq + r] = 0;
+  for (size_t r = size_t(M); r < ldq; ++r) {
+    m[r] = kNegInf;
+    l[r] = 0;
+  }
+}
+
+// Token rows [j0, j0 + n) of one kv head as bf16 rows dp apart (K; only d < D is read).
+inline void load_tile_bf16(const KvRows& src, int64_t j0, int n, int D, int dp, uint16_t* dst, int64_t limit) {
+  for (int j = 0; j < n; ++j) {
+    prefetch_row(src, j0 + j + kPrefetch, limit, D * 2);
+    std::memcpy(dst + size_t(j) * dp, src.row(j0 + j), size_t(D) * 2);
+  }
+}
+
+// V2[j2][d] = (V[j0 + 2·j2][d], V[j0 + 2·j2 + 1][d]) for 2·j2 < n, d < dp: a missing odd
+// row and the columns from D on are zero.
+inline void load_v2_bf16(const KvRows& src, int64_t j0, int n, int D, int dp, uint32_t* dst, int64_t limit) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (int j = 0; j < n; j += 2) {
+    prefetch_row(src, j0 + j + kPrefetch, limit, D * 2);
+    prefetch_row(src, j0 + j + 1 + kPrefetch, limit, D * 2);
+    const auto* lo = reinterpret_cast<const uint16_t*>(src.row(j0 + j));
+    const auto* hi = j + 1 < n ? reinterpret_cast<const uint16_t*>(src.row(j0 + j + 1)) : nullptr;
+    uint32_t* out = dst + size_t(j / 2) * dp;
+    for (int d = 0; d < dp; d += 16) {
+      const __mmask16 mk = d + 16 <= D ? __mmask16(0xffff) : d < D ? __mmask16((1u << (D - d)) - 1) : __mmask16(0);
+      const __m512i l = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, lo + d));
+      const __m512i h = hi ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, hi + d)) : zero;
+      _mm512_storeu_si512(out + d, _mm512_or_si512(l, _mm512_slli_epi32(h, 16)));
+    }
+  }
+}
+
+// ST[j][rv·16 …] = sc · (q_r · k_j) for a block of J keys × RB row vectors.
+template <int J, int RB>
+inline void qkt_tile_bf16(const uint32_t* qt2, size_t ldq, const uint16_t* k, size_t ks, int D2, int j, int rv,
+                          float sc, float* out) {
+  __m512 acc[J][RB];
+  for (int jj = 0; jj < J; ++jj)
+    for (int b = 0; b < RB; ++b) acc[jj][b] = _mm512_setzero_ps();
+  const uint16_t* kj = k + size_t(j) * ks;
+  for (int d2 = 0; d2 < D2; ++d2) {
+    __m512i qv[RB];
+    for (int b = 0; b < RB; ++b) qv[b] = ld_pairs(qt2 + size_t(d2) * ldq + size_t(rv + b) * W);
+    for (int jj = 0; jj < J; ++jj) {
+      const __m512i kb = _mm512_set1_epi32(int(ld_u32(kj + size_t(jj) * ks + 2 * d2)));
+      for (int b = 0; b < RB; ++b) acc[jj][b] = dpbf(acc[jj][b], qv[b], kb);
+    }
+  }
+  for (int jj = 0; jj < J; ++jj)
+    for (int b = 0; b < RB; ++b) st(st_at(out, ldq, j + jj, rv + b), acc[jj][b] * splat(sc));
+}
+template <int RB>
+inline void qkt_rows_bf16(const uint32_t* qt2, size_t ldq, const uint16_t* k, size_t ks, int D2, int n, int rv,
+                          float sc, float* out) {
+  int j = 0;
+  for (; j + kJ <= n; j += kJ) qkt_tile_bf16<kJ, RB>(qt2, ldq, k, ks, D2, j, rv, sc, out);
+  for (; j + 4 <= n; j += 4) qkt_tile_bf16<4, RB>(qt2, ldq, k, ks, D2, j, rv, sc, out);
+  for (; j < n; ++j) qkt_tile_bf16<1, RB>(qt2, ldq, k, ks, D2, j, rv, sc, out);
+}
+inline void qkt_block_bf16(const uint32_t* qt2, size_t ldq, const uint16_t* k, size_t ks, int D2, int n, int nv,
+                           float sc, float* out) {
+  int rv = 0;
+  for (; rv + kRB <= nv; rv += kRB) qkt_rows_bf16<kRB>(qt2, ldq, k, ks, D2, n, rv, sc, out);
+  for (; rv < nv; ++rv) qkt_rows_bf16<1>(qt2, ldq, k, ks, D2, n, rv, sc, out);
+}
+
+// O[r][d0 : d0 + C·16] = alpha_r · O + Σ_j P[r][j] · V[j][…] over pairs of keys, P as
+// PT2 (p2[j2·ldq + r]) and V as V2.
+template <int R, int C>
+inline void pv_block_bf16(const uint32_t* p2, size_t ldq, const float* alpha, const uint32_t* v2, int n2, int dp,
+                          int d0, float* o) {
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = ld(o + size_t(r) * dp + d0 + c * W) * alpha[r];
+  for (int j2 = 0; j2 < n2; ++j2) {
+    __m512i vv[C];
+    for (int c = 0; c < C; ++c) vv[c] = ld_pairs(v2 + size_t(j2) * dp + d0 + c * W);
+    for (int r = 0; r < R; ++r) {
+      const __m512i pr = _mm512_set1_epi32(int(p2[size_t(j2) * ldq + r]));
+      for (int c = 0; c < C; ++c) acc[r][c] = dpbf(acc[r][c], pr, vv[c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) st(o + size_t(r) * dp + d0 + c * W, acc[r][c]);
+}
+template <int R>
+inline void pv_rows_bf16(const uint32_t* p2, size_t ldq, const float* alpha, const uint32_t* v2, int n2, int dp,
+                         float* o) {
+  int d0 = 0;
+  for (; d0 + kC * W <= dp; d0 += kC * W) pv_block_bf16<R, kC>(p2, ldq, alpha, v2, n2, dp, d0, o);
+  for (; d0 < dp; d0 += W) pv_block_bf16<R, 1>(p2, ldq, alpha, v2, n2, dp, d0, o);
+}
+inline void pv_all_bf16(const uint32_t* p2, size_t ldq, const float* alpha, const uint32_t* v2, int n2, int dp, int M,
+                        float* o) {
+  int r = 0;
+  for (; r + 4 <= M; r += 4) pv_rows_bf16<4>(p2 + r, ldq, alpha + r, v2, n2, dp, o + size_t(r) * dp);
+  for (; r < M; ++r) pv_rows_bf16<1>(p2 + r, ldq, alpha + r, v2, n2, dp, o + size_t(r) * dp);
+}
+#endif  // __AVX512BF16__
 
 // Consecutive regions of a kernel's f32 scratch.
 struct Carve {
@@ -195,6 +325,27 @@ inline vi ld_i(const int32_t* p) {
   return v;
 }
 
+// x (finite) rounded to the nearest bf16, ties to even, still as f32.
+inline vf round_bf16(vf x) {
+  vi b;
+  std::memcpy(&b, &x, sizeof b);
+  b = (b + 0x7fff + ((b >> 16) & 1)) & int32_t(0xffff0000u);
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
+// Lane-wise bf16 pairs of two bf16-valued vectors: lo (the earlier key) in the low half
+// of each 32-bit lane, hi in the high half — VDPBF16PS's operand order. Stored in f32
+// slots of the scores buffer.
+inline vf pack_pair(vf lo, vf hi) {
+  vi a, b;
+  std::memcpy(&a, &lo, sizeof a);
+  std::memcpy(&b, &hi, sizeof b);
+  const vi r = (b & int32_t(0xffff0000u)) | ((a >> 16) & 0xffff);
+  vf out;
+  std::memcpy(&out, &r, sizeof out);
+  return out;
+}
+
 // QT[d][r] = Q[r][d] for d < D (rows M…ldq zero, with m = −inf and l = 0 there, so the
 // padding lanes of the transposed kernels compute harmless values that are never stored).
 inline void transpose_q(const float* Q, int M, int dp, int D, float* qt, size_t ldq, float* m, float* l) {
@@ -222,7 +373,10 @@ inline void key_limits(const AttnRowsJob& a, int M, int64_t j0, int n, size_t ld
 // The online-softmax step of W rows at once (lanes rv·W…): scores ST[j][·] of keys
 // j < n, keys past lim[r] masked (lim null: none), m and l updated, ST becomes
 // P = 2^(s − m_new) and alpha = 2^(m_old − m_new). Rows with nothing visible yet keep
-// P = 0 (their reference max is taken as 0, not −inf).
+// P = 0 (their reference max is taken as 0, not −inf). Pack (the bf16 kernels): P is
+// stored rounded to bf16, as pairs, keys j, j + 1 in row j / 2 (see pack_pair); l sums
+// the f32 values, as tensor-core FlashAttention does (the LSE stays f32-accurate).
+template <bool Pack = false>
 inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t* lim, float* m, float* l, float* alpha) {
   const size_t off = size_t(rv) * W;
   const vf neg = splat(kNegInf), mo = ld(m + off);
@@ -244,11 +398,22 @@ inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t*
   const vf mn = mx > mo ? mx : mo, ref = mn == neg ? vf{} : mn;
   const vf al = exp2v(mo - ref);
   vf sum = vf{};
-  for (int j = 0; j < n; ++j) {
-    float* x = st_ + size_t(j) * ldq + off;
-    const vf p = exp2v(ld(x) - ref);
-    st(x, p);
-    sum += p;
+  if constexpr (Pack) {
+    // Row j / 2 is written after rows j and j + 1 are read, and every row below j was
+    // read by an earlier pair: the packing runs in place.
+    for (int j = 0; j < n; j += 2) {
+      const vf p0 = exp2v(ld(st_ + size_t(j) * ldq + off) - ref);
+      const vf p1 = j + 1 < n ? exp2v(ld(st_ + size_t(j + 1) * ldq + off) - ref) : vf{};
+      sum += p0 + p1;
+      st(st_ + size_t(j / 2) * ldq + off, pack_pair(round_bf16(p0), round_bf16(p1)));
+    }
+  } else {
+    for (int j = 0; j < n; ++j) {
+      float* x = st_ + size_t(j) * ldq + off;
+      const vf p = exp2v(ld(x) - ref);
+      st(x, p);
+      sum += p;
+    }
   }
   st(l + off, ld(l + off) * al + sum);
   st(m + off, mn);
@@ -522,9 +687,9 @@ void attend_decode_t(const AttnRowsJob& a, float* scratch) {
   else attend_decode_r<DT, 1>(a, scratch);
 }
 
-}  // namespace
-
-void attend_rows(const AttnRowsJob& a, float* scratch) {
+// Bf16 (AVX512-BF16 builds only): the VDPBF16PS products above, with bf16 inputs.
+template <bool Bf16>
+void attend_rows_t(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
   const size_t ldq = size_t(nv) * W;
   Carve c{scratch};  // layout: attn_scratch_floats
@@ -540,28 +705,62 @@ void attend_rows(const AttnRowsJob& a, float* scratch) {
   auto* lim = reinterpret_cast<int32_t*>(c.take(ldq));
   int64_t lim_min;
   const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
-  transpose_q(Q, M, dp, D, QT, ldq, m, l);
+#if defined(__AVX512BF16__)
+  if constexpr (Bf16) transpose_q_bf16(a, M, reinterpret_cast<uint32_t*>(QT), ldq, m, l);
+  else
+#endif
+    transpose_q(Q, M, dp, D, QT, ldq, m, l);
   // Tiles past every row's last visible key are skipped (the causal upper triangle).
   const int64_t k_end = a.k_end < lim_max + 1 ? a.k_end : lim_max + 1;
   for (int64_t j0 = a.k_begin; j0 < k_end; j0 += kBc) {
     const int n = int(k_end - j0 < kBc ? k_end - j0 : kBc);
-    load_tile(a.dtype, a.k, j0, n, D, dp, K, k_end);
-    load_tile(a.dtype, a.v, j0, n, D, dp, V, k_end);
-    qkt_block(QT, ldq, K, dp, D, n, nv, ST);
+#if defined(__AVX512BF16__)
+    if constexpr (Bf16) {
+      auto* Kb = reinterpret_cast<uint16_t*>(K);
+      load_tile_bf16(a.k, j0, n, D, dp, Kb, k_end);
+      load_v2_bf16(a.v, j0, n, D, dp, reinterpret_cast<uint32_t*>(V), k_end);
+      qkt_block_bf16(reinterpret_cast<const uint32_t*>(QT), ldq, Kb, dp, D / 2, n, nv, a.scale_log2, ST);
+    } else
+#endif
+    {
+      load_tile(a.dtype, a.k, j0, n, D, dp, K, k_end);
+      load_tile(a.dtype, a.v, j0, n, D, dp, V, k_end);
+      qkt_block(QT, ldq, K, dp, D, n, nv, ST);
+    }
     // Masking only where the tile crosses some row's limit (boundary tiles).
     const bool boundary = j0 + n - 1 > lim_min;
     if (boundary) key_limits(a, M, j0, n, ldq, lim);
-    for (int rv = 0; rv < nv; ++rv) softmax_tile_t(ST, ldq, n, rv, boundary ? lim : nullptr, m, l, alpha);
-    pv_all(ST, 1, ldq, alpha, V, dp, n, dp, M, O);
+    // The next tile's K and V rows are prefetched a share per row vector of the softmax
+    // (a tile's rows lie Hkv·D apart, which the hardware prefetchers do not follow; the
+    // row-by-row prefetch of load_tile alone left its loads waiting on L3).
+    const int64_t pj = j0 + kBc, pn = k_end - pj < kBc ? k_end - pj : kBc;
+    const int row_lines = (D * (a.dtype == 0 ? 4 : 2) + 63) / 64, lines = pn > 0 ? int(pn) * row_lines : 0;
+    for (int rv = 0; rv < nv; ++rv) {
+      for (int L = rv * lines / nv, e = (rv + 1) * lines / nv; L < e; ++L) {
+        const int64_t j = pj + L / row_lines;
+        const int off = (L % row_lines) * 64;
+        __builtin_prefetch(a.k.row(j) + off);
+        __builtin_prefetch(a.v.row(j) + off);
+      }
+      softmax_tile_t<Bf16>(ST, ldq, n, rv, boundary ? lim : nullptr, m, l, alpha);
+    }
+#if defined(__AVX512BF16__)
+    if constexpr (Bf16) pv_all_bf16(reinterpret_cast<const uint32_t*>(ST), ldq, alpha, reinterpret_cast<const uint32_t*>(V), (n + 1) / 2, dp, M, O);
+    else
+#endif
+      pv_all(ST, 1, ldq, alpha, V, dp, n, dp, M, O);
   }
   finish_rows(a, dp, O, m, l);
 }
 
 // The baseline the benchmark compares against: the same register-blocked kernels, but
 // the whole scores block [Sk, rows] is materialized in f32, softmaxed (max, exp and
-// sum, divide: three sweeps), then multiplied by V (K and V converted once in full).
-// Contiguous K/V of one kv head. Scratch: see attention_naive.
-void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
+// sum, divide: three sweeps), then multiplied by V (K and V converted once in full;
+// with bf16 inputs on AVX512-BF16, the bf16 products with P rounded to bf16 and the
+// divide by l on the output, as the flash kernel does). Contiguous K/V of one kv head. Scratch: see
+// attention_naive.
+template <bool Bf16>
+void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
   const size_t ldq = size_t(nv) * W;
   const int Sk = int(a.k_end);
@@ -576,12 +775,23 @@ void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
   float* l = c.take(ldq);
   float* ones = c.take(ldq);
   auto* lim = reinterpret_cast<int32_t*>(c.take(ldq));
-  load_tile(a.dtype, a.k, 0, Sk, D, dp, K, Sk);
-  load_tile(a.dtype, a.v, 0, Sk, D, dp, V, Sk);
   int64_t lim_min;
   init_rows(a, dp, Q, O, m, l, &lim_min);
-  transpose_q(Q, M, dp, D, QT, ldq, m, l);
-  qkt_block(QT, ldq, K, dp, D, Sk, nv, ST);
+#if defined(__AVX512BF16__)
+  if constexpr (Bf16) {
+    auto* Kb = reinterpret_cast<uint16_t*>(K);
+    load_tile_bf16(a.k, 0, Sk, D, dp, Kb, Sk);
+    load_v2_bf16(a.v, 0, Sk, D, dp, reinterpret_cast<uint32_t*>(V), Sk);
+    transpose_q_bf16(a, M, reinterpret_cast<uint32_t*>(QT), ldq, m, l);
+    qkt_block_bf16(reinterpret_cast<const uint32_t*>(QT), ldq, Kb, dp, D / 2, Sk, nv, a.scale_log2, ST);
+  } else
+#endif
+  {
+    load_tile(a.dtype, a.k, 0, Sk, D, dp, K, Sk);
+    load_tile(a.dtype, a.v, 0, Sk, D, dp, V, Sk);
+    transpose_q(Q, M, dp, D, QT, ldq, m, l);
+    qkt_block(QT, ldq, K, dp, D, Sk, nv, ST);
+  }
   key_limits(a, M, 0, Sk, ldq, lim);
   for (size_t r = 0; r < ldq; ++r) ones[r] = 1;
   const vf neg = splat(kNegInf);
@@ -605,13 +815,47 @@ void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
       st(l + size_t(rv) * W, ld(l + size_t(rv) * W) + p);
     }
   for (size_t r = 0; r < ldq; ++r) l[r] = l[r] > 0 ? 1.f / l[r] : 0.f;
-  for (int j = 0; j < Sk; ++j)
-    for (int rv = 0; rv < nv; ++rv) {
-      float* x = ST + size_t(j) * ldq + size_t(rv) * W;
-      st(x, ld(x) * ld(l + size_t(rv) * W));
-    }
-  pv_all(ST, 1, ldq, ones, V, dp, Sk, dp, M, O);
+  if constexpr (Bf16) {
+    // P rounded to bf16 and packed in place (pairs of keys, as in softmax_tile_t); the
+    // divide by l moves to the output rows, as FlashAttention's.
+    for (int j = 0; j < Sk; j += 2)
+      for (int rv = 0; rv < nv; ++rv) {
+        const vf p0 = round_bf16(ld(ST + size_t(j) * ldq + size_t(rv) * W));
+        const vf p1 = j + 1 < Sk ? round_bf16(ld(ST + size_t(j + 1) * ldq + size_t(rv) * W)) : vf{};
+        st(ST + size_t(j / 2) * ldq + size_t(rv) * W, pack_pair(p0, p1));
+      }
+  } else {
+    for (int j = 0; j < Sk; ++j)
+      for (int rv = 0; rv < nv; ++rv) {
+        float* x = ST + size_t(j) * ldq + size_t(rv) * W;
+        st(x, ld(x) * ld(l + size_t(rv) * W));
+      }
+  }
+#if defined(__AVX512BF16__)
+  if constexpr (Bf16) {
+    pv_all_bf16(reinterpret_cast<const uint32_t*>(ST), ldq, ones, reinterpret_cast<const uint32_t*>(V), (Sk + 1) / 2, dp, M, O);
+    for (int r = 0; r < M; ++r)
+      for (int d = 0; d < D; ++d) O[size_t(r) * dp + d] *= l[r];
+  } else
+#endif
+    pv_all(ST, 1, ldq, ones, V, dp, Sk, dp, M, O);
   for (int r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
+}
+
+}  // namespace
+
+void attend_rows(const AttnRowsJob& a, float* scratch) {
+#if defined(__AVX512BF16__)
+  if (a.dtype == 2) return attend_rows_t<true>(a, scratch);
+#endif
+  attend_rows_t<false>(a, scratch);
+}
+
+void attend_rows_naive(const AttnRowsJob& a, float* scratch) {
+#if defined(__AVX512BF16__)
+  if (a.dtype == 2) return attend_rows_naive_t<true>(a, scratch);
+#endif
+  attend_rows_naive_t<false>(a, scratch);
 }
 
 // Flash-decoding's combine for one row: the ns partial outputs O_s (f32, part_o +

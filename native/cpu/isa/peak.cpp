@@ -54,6 +54,25 @@ double peak_fma_f32(int64_t iters, float* sink) {
 #endif
 }
 
+// bf16 dot-product throughput: vdpbf16ps (pairs of bf16 products added into f32 lanes,
+// 32 multiply-adds per zmm) on avx512-bf16; without it bf16 math runs on f32 FMAs,
+// whose peak this returns. Counts 2 flops per product.
+double peak_bf16(int64_t iters, float* sink) {
+#if defined(__AVX512BF16__)
+  __m512 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);  // 1, 2^-24
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_ps(s, acc[i]);
+  *sink = _mm512_reduce_add_ps(s);
+  return double(iters) * kAcc * 32 * 2;
+#else
+  return peak_fma_f32(iters, sink);
+#endif
+}
+
 // int8 dot-product throughput: vpdpbusd (u8×s8 → i32, 4 products per lane) on
 // avx512-vnni; maddubs + madd + add on avx2. Counts 2 ops (mul + add) per product.
 double peak_int8(int64_t iters, int32_t* sink) {
