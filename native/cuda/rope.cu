@@ -1,7 +1,8 @@
 // Fused rotary embedding: one block per token rotates every q head and then every k
 // head (one launch, one pass over both); with a cache destination the rotated k rows
 // and the v rows go straight to their paged-cache slots. The plain cache append
-// (writeKvCache) is a slot check and a row copy.
+// (writeKvCache) is a slot check and a row copy. Both are all or nothing: a call with
+// a bad position or slot anywhere leaves q, k and the caches as they were.
 // check:cuda expects: ld.global
 #include "common/rope.h"
 #include "convert.cuh"
@@ -11,6 +12,17 @@ namespace llmk::LLMK_DEVICE_NS {
 namespace {
 
 constexpr int kMaxPairs = 128;  // rotary_dim <= 256 (the largest head dim we support)
+// Calls of up to this many tokens (decode steps) are checked by every rope block itself;
+// larger ones (prefill) by one check launch first: a 64-token scan per block is ~nothing,
+// a second launch per layer on the decode path is not.
+constexpr int kScanTokens = 64;
+
+// Token t of a call is bad if its position is negative (pos given) or its slot lies
+// outside [0, nslots) (slots given).
+__device__ __forceinline__ bool token_bad(const int32_t* pos, const int32_t* slots, long long nslots, int t) {
+  if (pos && pos[t] < 0) return true;
+  return slots && (slots[t] < 0 || slots[t] >= nslots);
+}
 
 // Passed by value (≈ 1.1 KiB, under the 4 KiB kernel-parameter limit): the f64
 // frequency table rides along with the launch instead of needing a device buffer.
@@ -32,14 +44,23 @@ struct RopeParams {
 template <class T>
 __global__ void __launch_bounds__(256) rope_kernel(RopeParams p) {
   __shared__ float cs[kMaxPairs], sn[kMaxPairs];
+  __shared__ int any_bad;
+  // All or nothing (q and k rotate in place, cache rows are overwritten): a call with
+  // a bad position or slot anywhere changes nothing, as on the cpu. Small calls: each
+  // block checks every token; larger ones: tokens_check_kernel ran first.
+  if (threadIdx.x == 0) any_bad = p.T > kScanTokens && *p.error != kNoError;
+  __syncthreads();
+  if (p.T <= kScanTokens)
+    for (int u = threadIdx.x; u < p.T; u += blockDim.x)
+      if (token_bad(p.pos, p.slots, p.nslots, u)) {
+        atomicMin(p.error, u);
+        any_bad = 1;
+      }
+  __syncthreads();
+  if (any_bad) return;  // uniform per block, so the return cannot split a barrier
   const int t = blockIdx.x;
   const int pos = p.pos[t];
   const int slot = p.slots ? p.slots[t] : 0;
-  // Uniform per block, so the early return cannot split a barrier.
-  if (pos < 0 || (p.slots && (slot < 0 || slot >= p.nslots))) {
-    if (threadIdx.x == 0) atomicMin(p.error, t);
-    return;
-  }
   const int half = p.rotary_dim / 2;
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     double s, c;
@@ -76,11 +97,15 @@ __global__ void __launch_bounds__(256) rope_kernel(RopeParams p) {
   }
 }
 
-// The first token whose slot lies outside [0, nslots), into *error (atomicMin).
-__global__ void __launch_bounds__(256) kv_slots_check_kernel(const int32_t* slots, int T, long long nslots,
-                                                             int* error) {
+// The first bad token (see token_bad) into *error (atomicMin).
+__global__ void __launch_bounds__(256) tokens_check_kernel(const int32_t* pos, const int32_t* slots, int T,
+                                                           long long nslots, int* error) {
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t < T && (slots[t] < 0 || slots[t] >= nslots)) atomicMin(error, t);
+  if (t < T && token_bad(pos, slots, nslots, t)) atomicMin(error, t);
+}
+void launch_tokens_check(const int32_t* pos, const int32_t* slots, int T, long long nslots, int* error,
+                         cudaStream_t stream) {
+  llmk_launch(tokens_check_kernel, dim3(unsigned((T + 255) / 256)), dim3(256), 0, stream, pos, slots, T, nslots, error);
 }
 
 // One block per token copies its k and v rows (`units` U-sized words each) to the
@@ -126,6 +151,7 @@ void launch_rope(const Tensor& q, const Tensor* k, const Tensor& positions, cons
   p.sin_scale = cfg.inverse ? -table.attn_scale : table.attn_scale;
   for (size_t i = 0; i < table.inv_freq.size(); ++i) p.inv_freq[i] = table.inv_freq[i];
   if (p.T == 0) return;
+  if (p.T > kScanTokens) launch_tokens_check(p.pos, p.slots, p.T, p.nslots, error_dev, stream);
   // 128 threads: enough pairs in flight per token (Hq·D/2 ≥ 2048 for real models)
   // while many tokens' blocks share an SM.
   const dim3 grid(unsigned(p.T)), block(128);
@@ -141,8 +167,8 @@ void launch_kv_cache_write(const Tensor& k, const KvCacheWrite& cache, int* erro
   const int T = int(k.dim(0));
   if (T == 0) return;
   const size_t row = size_t(k.dim(1)) * size_t(k.dim(2)) * dtype_size(k.dtype);
-  llmk_launch(kv_slots_check_kernel, dim3(unsigned((T + 255) / 256)), dim3(256), 0, stream, cache.slots.data<int32_t>(), T,
-              static_cast<long long>(cache.k_cache.dim(0) * cache.k_cache.dim(1)), error_dev);
+  launch_tokens_check(nullptr, cache.slots.data<int32_t>(), T,
+                      static_cast<long long>(cache.k_cache.dim(0) * cache.k_cache.dim(1)), error_dev, stream);
   // The widest word that divides the row and every base address (views may start anywhere).
   uintptr_t bits = row;
   for (const void* ptr : {k.raw(), cache.v.raw(), cache.k_cache.raw(), cache.v_cache.raw()})

@@ -219,6 +219,32 @@ describe.each(DEVICES)('ropeAndCache on %s', (device) => {
     const err = await kCache.toArray().then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/slot/);
   });
+
+  // 3 tokens: each CUDA block checks the whole call itself; 100: a check launch runs
+  // first. Either way a failing call must not leave q, k or the caches half-updated.
+  it.each([3, 100])('a call of %i tokens with one bad position or slot changes nothing', async (T) => {
+    const Hq = 2, Hkv = 1, D = 8, pages = 4, ps = 32;
+    for (const bad of ['slot past the cache', 'negative slot', 'negative position', 'negative position, no cache'] as const) {
+      const q0 = randn(T * Hq * D, 501), k0 = randn(T * Hkv * D, 502), v0 = randn(T * Hkv * D, 503);
+      const c0 = randn(pages * ps * Hkv * D, 504);
+      const q = tensor(q0, [T, Hq, D], { device });
+      const k = tensor(k0, [T, Hkv, D], { device });
+      const kCache = tensor(c0, [pages, ps, Hkv, D], { device });
+      const vCache = tensor(c0, [pages, ps, Hkv, D], { device });
+      const slots = Int32Array.from({ length: T }, (_, t) => (7 * t) % (pages * ps));
+      const pos = Int32Array.from({ length: T }, (_, t) => 5 + t);
+      if (bad === 'slot past the cache') slots[T - 1] = pages * ps;
+      else if (bad === 'negative slot') slots[T >> 1] = -1;
+      else pos[T - 1] = -1;
+      const posT = tensor(pos, [T], { device });
+      if (bad === 'negative position, no cache') rope(q, k, posT);
+      else ropeAndCache(q, k, tensor(v0, [T, Hkv, D], { device }), posT, { kCache, vCache, slots: tensor(slots, [T], { device }) });
+      const err = await synchronize(device).then(() => null, (e: Error) => e);
+      expect(err?.message, bad).toMatch(bad.includes('position') ? /positions\[\d+\] = -1/ : /slots\[\d+\] = (-1|128)/);
+      for (const [name, t, ref] of [['q', q, q0], ['k', k, k0], ['kCache', kCache, c0], ['vCache', vCache, c0]] as const)
+        expect(Array.from(await t.toArray()), `${bad}: ${name} changed`).toEqual(Array.from(ref));
+    }
+  });
 });
 
 describe.each(DEVICES)('writeKvCache on %s', (device) => {
