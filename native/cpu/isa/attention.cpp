@@ -346,6 +346,40 @@ inline vf pack_pair(vf lo, vf hi) {
   return out;
 }
 
+// The P of the bf16 kernels, from scaled scores minus the running max (≤ 0, or −inf):
+// 2^x with a degree-5 fit of 2^f on [−0.5, 0.5] (relative error 2.4e-7 in f32 — P is
+// rounded to bf16 and l needs f32 accuracy only to ~1e-6) where exp2v spends degree 7
+// and an upper clamp; −inf (x ≤ −127) gives exactly 0.
+inline vf exp2v_nonpos(vf x) {
+  x = x < -127.f ? splat(-127.f) : x;
+  const vf r = (x + 12582912.f) - 12582912.f;
+  const vf f = x - r;
+  vf p = splat(0.001327646430581808f);
+  p = p * f + 0.009675540961325169f;
+  p = p * f + 0.05550713464617729f;
+  p = p * f + 0.24022120237350464f;
+  p = p * f + 0.6931469440460205f;
+  p = p * f + 1.0000001192092896f;
+  const vi bits = (__builtin_convertvector(r, vi) + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// P of two keys as bf16 pairs (see pack_pair), rounded to nearest even.
+#if defined(__AVX512BF16__)
+inline vf pack_p(vf p0, vf p1) {
+  // VCVTNE2PS2BF16 puts p0's 16 values in the low half and p1's in the high half;
+  // VPERMW interleaves them into (p0[i], p1[i]) pairs.
+  alignas(64) static constexpr int16_t kIdx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                    8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(p1, p0);
+  return (vf)_mm512_permutexvar_epi16(_mm512_load_si512(kIdx), both);
+}
+#else
+inline vf pack_p(vf p0, vf p1) { return pack_pair(round_bf16(p0), round_bf16(p1)); }
+#endif
+
 // QT[d][r] = Q[r][d] for d < D (rows M…ldq zero, with m = −inf and l = 0 there, so the
 // padding lanes of the transposed kernels compute harmless values that are never stored).
 inline void transpose_q(const float* Q, int M, int dp, int D, float* qt, size_t ldq, float* m, float* l) {
@@ -402,10 +436,10 @@ inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t*
     // Row j / 2 is written after rows j and j + 1 are read, and every row below j was
     // read by an earlier pair: the packing runs in place.
     for (int j = 0; j < n; j += 2) {
-      const vf p0 = exp2v(ld(st_ + size_t(j) * ldq + off) - ref);
-      const vf p1 = j + 1 < n ? exp2v(ld(st_ + size_t(j + 1) * ldq + off) - ref) : vf{};
+      const vf p0 = exp2v_nonpos(ld(st_ + size_t(j) * ldq + off) - ref);
+      const vf p1 = j + 1 < n ? exp2v_nonpos(ld(st_ + size_t(j + 1) * ldq + off) - ref) : vf{};
       sum += p0 + p1;
-      st(st_ + size_t(j / 2) * ldq + off, pack_pair(round_bf16(p0), round_bf16(p1)));
+      st(st_ + size_t(j / 2) * ldq + off, pack_p(p0, p1));
     }
   } else {
     for (int j = 0; j < n; ++j) {
@@ -820,9 +854,9 @@ void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
     // divide by l moves to the output rows, as FlashAttention's.
     for (int j = 0; j < Sk; j += 2)
       for (int rv = 0; rv < nv; ++rv) {
-        const vf p0 = round_bf16(ld(ST + size_t(j) * ldq + size_t(rv) * W));
-        const vf p1 = j + 1 < Sk ? round_bf16(ld(ST + size_t(j + 1) * ldq + size_t(rv) * W)) : vf{};
-        st(ST + size_t(j / 2) * ldq + size_t(rv) * W, pack_pair(p0, p1));
+        const vf p0 = ld(ST + size_t(j) * ldq + size_t(rv) * W);
+        const vf p1 = j + 1 < Sk ? ld(ST + size_t(j + 1) * ldq + size_t(rv) * W) : vf{};
+        st(ST + size_t(j / 2) * ldq + size_t(rv) * W, pack_p(p0, p1));
       }
   } else {
     for (int j = 0; j < Sk; ++j)
