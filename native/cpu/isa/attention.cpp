@@ -818,15 +818,21 @@ void attend_rows_t(const AttnRowsJob& a, float* scratch) {
     // The next tile's K and V rows are prefetched a share per row vector of the softmax
     // (a tile's rows lie Hkv·D apart, which the hardware prefetchers do not follow; the
     // row-by-row prefetch of load_tile alone left its loads waiting on L3).
-    const int64_t pj = j0 + kBc, pn = k_end - pj < kBc ? k_end - pj : kBc;
-    const int row_lines = (D * (a.dtype == 0 ? 4 : 2) + 63) / 64, lines = pn > 0 ? int(pn) * row_lines : 0;
+    const int64_t pj = j0 + kBc;
+    const int pn = pj < k_end ? int(k_end - pj < kBc ? k_end - pj : kBc) : 0;
+    const int row_bytes = D * (a.dtype == 0 ? 4 : 2);
+    const char* pk[kBc];
+    const char* pv[kBc];
+    if (pn > 0) {  // one division per run on a paged cache, not one per row
+      a.k.rows(pj, pn, pk);
+      a.v.rows(pj, pn, pv);
+    }
     for (int rv = 0; rv < nv; ++rv) {
-      for (int L = rv * lines / nv, e = (rv + 1) * lines / nv; L < e; ++L) {
-        const int64_t j = pj + L / row_lines;
-        const int off = (L % row_lines) * 64;
-        __builtin_prefetch(a.k.row(j) + off);
-        __builtin_prefetch(a.v.row(j) + off);
-      }
+      for (int j = rv * pn / nv, e = (rv + 1) * pn / nv; j < e; ++j)
+        for (int b = 0; b < row_bytes; b += 64) {
+          __builtin_prefetch(pk[j] + b);
+          __builtin_prefetch(pv[j] + b);
+        }
       softmax_tile_t<Bf16>(ST, ldq, n, rv, boundary ? lim : nullptr, m, l, alpha);
     }
 #if defined(__AVX512BF16__)
