@@ -1,5 +1,9 @@
 // RoPE: T tokens, Hq = 32, Hkv = 8, D = 128, f16 — memory-bound (read + write of q and k).
-import { rope, synchronize, tensor, type Tensor } from '../../lib/index.js';
+// writeKvCache: the same T tokens' k and v rows appended to a paged cache (64-token
+// pages in reverse order, as a fragmented cache holds them) — a row copy, memory-bound.
+// As in a prefill, k and v were just written (hot); the destination cycles through 8
+// caches (layers), so the cache rows are cold.
+import { full, rope, synchronize, tensor, writeKvCache, type Tensor } from '../../lib/index.js';
 import type { BenchCase, BenchModule } from '../types.js';
 
 const rand = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 2);
@@ -43,6 +47,39 @@ const module: BenchModule = (devices, { quick }) => {
       },
     });
     cases.push(make(false), make(true));
+    const pageSize = 64;
+    const pages = Math.ceil(T / pageSize);
+    cases.push({
+      name: `writeKvCache f16 T=${T} Hkv=${Hkv} D=${D} (${pageSize}-token pages; 8 caches in turn)`,
+      op: 'rope',
+      device,
+      work: { bytes: 2 * 2 * 2 * T * Hkv * D }, // f16 k and v rows, read + write
+      bound: 'memory',
+      async setup() {
+        const k: Tensor = tensor(rand(T * Hkv * D), [T, Hkv, D], { dtype: 'f16', device });
+        const v: Tensor = tensor(rand(T * Hkv * D).reverse(), [T, Hkv, D], { dtype: 'f16', device });
+        const layers = Array.from({ length: 8 }, () => ({
+          kCache: full([pages, pageSize, Hkv, D], 0, { dtype: 'f16', device }),
+          vCache: full([pages, pageSize, Hkv, D], 0, { dtype: 'f16', device }),
+        }));
+        let layer = 0;
+        const slots = tensor(
+          Int32Array.from({ length: T }, (_, t) => (pages - 1 - Math.floor(t / pageSize)) * pageSize + (t % pageSize)),
+          [T],
+          { device },
+        );
+        await synchronize(device);
+        return {
+          async run() {
+            writeKvCache(k, v, { ...layers[layer++ % layers.length], slots });
+            await synchronize(device);
+          },
+          dispose() {
+            for (const t of [k, v, slots, ...layers.flatMap((c) => [c.kCache, c.vCache])]) t.dispose();
+          },
+        };
+      },
+    });
   }
   return cases;
 };
