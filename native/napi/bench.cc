@@ -84,30 +84,16 @@ Peaks measure(bool compute) {
   p.threads = pool.size();
   std::vector<float> fsink(pool.size() * 16);
   std::vector<int32_t> isink(pool.size() * 16);
-  auto fma = [&](int64_t n, int tid) {
-    float* s = &fsink[tid * 16];
-    switch (isa) {
-      case cpu::Isa::Avx512: return cpu::isa_avx512::peak_fma_f32(n, s);
-      case cpu::Isa::Avx2: return cpu::isa_avx2::peak_fma_f32(n, s);
-      default: return cpu::isa_scalar::peak_fma_f32(n, s);
-    }
+  // The probe copy for the ISA in use.
+  auto pick = [isa](auto avx512, auto avx2, auto scalar) {
+    return isa == cpu::Isa::Avx512 ? avx512 : isa == cpu::Isa::Avx2 ? avx2 : scalar;
   };
-  auto bf16 = [&](int64_t n, int tid) {
-    float* s = &fsink[tid * 16];
-    switch (isa) {
-      case cpu::Isa::Avx512: return cpu::isa_avx512::peak_bf16(n, s);
-      case cpu::Isa::Avx2: return cpu::isa_avx2::peak_bf16(n, s);
-      default: return cpu::isa_scalar::peak_bf16(n, s);
-    }
-  };
-  auto i8 = [&](int64_t n, int tid) {
-    int32_t* s = &isink[tid * 16];
-    switch (isa) {
-      case cpu::Isa::Avx512: return cpu::isa_avx512::peak_int8(n, s);
-      case cpu::Isa::Avx2: return cpu::isa_avx2::peak_int8(n, s);
-      default: return cpu::isa_scalar::peak_int8(n, s);
-    }
-  };
+  auto* fma_probe = pick(cpu::isa_avx512::peak_fma_f32, cpu::isa_avx2::peak_fma_f32, cpu::isa_scalar::peak_fma_f32);
+  auto* bf16_probe = pick(cpu::isa_avx512::peak_bf16, cpu::isa_avx2::peak_bf16, cpu::isa_scalar::peak_bf16);
+  auto* int8_probe = pick(cpu::isa_avx512::peak_int8, cpu::isa_avx2::peak_int8, cpu::isa_scalar::peak_int8);
+  auto fma = [&](int64_t n, int tid) { return fma_probe(n, &fsink[tid * 16]); };
+  auto bf16 = [&](int64_t n, int tid) { return bf16_probe(n, &fsink[tid * 16]); };
+  auto i8 = [&](int64_t n, int tid) { return int8_probe(n, &isink[tid * 16]); };
   if (compute) {
     p.fp32_flops = best_rate(0.05, fma);
     p.bf16_flops = best_rate(0.05, bf16);
@@ -122,6 +108,7 @@ Peaks measure(bool compute) {
     const size_t b = n * tid / nt, e = n * (tid + 1) / nt;
     for (size_t i = b; i < e; ++i) buf[i] = float(i & 255);
   });
+  auto* read_probe = pick(cpu::isa_avx512::peak_read, cpu::isa_avx2::peak_read, cpu::isa_scalar::peak_read);
   double best = 0;
   for (int rep = 0; rep < 6; ++rep) {
     const double t0 = now_s();
@@ -129,11 +116,7 @@ Peaks measure(bool compute) {
       const size_t b = n * tid / nt, e = n * (tid + 1) / nt;
       const float* q = &buf[b];
       float& s = fsink[tid * 16];
-      switch (isa) {
-        case cpu::Isa::Avx512: s += cpu::isa_avx512::peak_read(q, e - b); break;
-        case cpu::Isa::Avx2: s += cpu::isa_avx2::peak_read(q, e - b); break;
-        default: s += cpu::isa_scalar::peak_read(q, e - b);
-      }
+      s += read_probe(q, e - b);
     });
     best = std::max(best, double(n) * sizeof(float) / (now_s() - t0));
   }
