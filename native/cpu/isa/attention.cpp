@@ -325,27 +325,6 @@ inline vi ld_i(const int32_t* p) {
   return v;
 }
 
-// x (finite) rounded to the nearest bf16, ties to even, still as f32.
-inline vf round_bf16(vf x) {
-  vi b;
-  std::memcpy(&b, &x, sizeof b);
-  b = (b + 0x7fff + ((b >> 16) & 1)) & int32_t(0xffff0000u);
-  std::memcpy(&x, &b, sizeof x);
-  return x;
-}
-// Lane-wise bf16 pairs of two bf16-valued vectors: lo (the earlier key) in the low half
-// of each 32-bit lane, hi in the high half — VDPBF16PS's operand order. Stored in f32
-// slots of the scores buffer.
-inline vf pack_pair(vf lo, vf hi) {
-  vi a, b;
-  std::memcpy(&a, &lo, sizeof a);
-  std::memcpy(&b, &hi, sizeof b);
-  const vi r = (b & int32_t(0xffff0000u)) | ((a >> 16) & 0xffff);
-  vf out;
-  std::memcpy(&out, &r, sizeof out);
-  return out;
-}
-
 // The P of the bf16 kernels, from scaled scores minus the running max (≤ 0, or −inf):
 // 2^x with a degree-5 fit of 2^f on [−0.5, 0.5] (relative error 2.4e-7 in f32 — P is
 // rounded to bf16 and l needs f32 accuracy only to ~1e-6) where exp2v spends degree 7
@@ -366,8 +345,11 @@ inline vf exp2v_nonpos(vf x) {
   return p * scale;
 }
 
-// P of two keys as bf16 pairs (see pack_pair), rounded to nearest even.
+// P of two keys (p0 the earlier) as bf16 pairs, rounded to nearest even: p0 in the low
+// half of each 32-bit lane, p1 in the high half — VDPBF16PS's operand order. Stored in
+// f32 slots of the scores buffer.
 #if defined(__AVX512BF16__)
+template <int = 0>
 inline vf pack_p(vf p0, vf p1) {
   // VCVTNE2PS2BF16 puts p0's 16 values in the low half and p1's in the high half;
   // VPERMW interleaves them into (p0[i], p1[i]) pairs.
@@ -377,7 +359,8 @@ inline vf pack_p(vf p0, vf p1) {
   return (vf)_mm512_permutexvar_epi16(_mm512_load_si512(kIdx), both);
 }
 #else
-inline vf pack_p(vf p0, vf p1) { return pack_pair(round_bf16(p0), round_bf16(p1)); }
+template <int = 0>
+vf pack_p(vf p0, vf p1);  // declared only (a template: no unused warning); only AVX512-BF16 packs P
 #endif
 
 // QT[d][r] = Q[r][d] for d < D (rows M…ldq zero, with m = −inf and l = 0 there, so the
@@ -408,7 +391,7 @@ inline void key_limits(const AttnRowsJob& a, int M, int64_t j0, int n, size_t ld
 // j < n, keys past lim[r] masked (lim null: none), m and l updated, ST becomes
 // P = 2^(s − m_new) and alpha = 2^(m_old − m_new). Rows with nothing visible yet keep
 // P = 0 (their reference max is taken as 0, not −inf). Pack (the bf16 kernels): P is
-// stored rounded to bf16, as pairs, keys j, j + 1 in row j / 2 (see pack_pair); l sums
+// stored rounded to bf16, as pairs, keys j, j + 1 in row j / 2 (see pack_p); l sums
 // the f32 values, as tensor-core FlashAttention does (the LSE stays f32-accurate).
 template <bool Pack = false>
 inline void softmax_tile_t(float* st_, size_t ldq, int n, int rv, const int32_t* lim, float* m, float* l, float* alpha) {
