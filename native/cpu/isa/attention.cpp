@@ -262,16 +262,19 @@ struct Carve {
   }
 };
 
-// Row setup shared by both kernels: Q rows converted and pre-scaled (zero padding to
-// dp), O = 0, m = −inf, l = 0. Returns the largest last_key (tiles past it are skipped).
+// Row setup shared by the kernels: Q rows converted and pre-scaled (zero padding to
+// dp; skipped when Q is null: the bf16 kernels read q raw), O = 0, m = −inf, l = 0.
+// Returns the largest last_key (tiles past it are skipped).
 inline int64_t init_rows(const AttnRowsJob& a, int dp, float* Q, float* O, float* m, float* l, int64_t* lim_min) {
   int64_t lim_max = -1;
   *lim_min = std::numeric_limits<int64_t>::max();
   for (int r = 0; r < a.rows; ++r) {
-    float* qr = Q + size_t(r) * dp;
-    load_f32_n(a.dtype, a.q[r], qr, a.D);
-    for (int d = 0; d < a.D; ++d) qr[d] *= a.scale_log2;
-    for (int d = a.D; d < dp; ++d) qr[d] = 0;
+    if (Q) {
+      float* qr = Q + size_t(r) * dp;
+      load_f32_n(a.dtype, a.q[r], qr, a.D);
+      for (int d = 0; d < a.D; ++d) qr[d] *= a.scale_log2;
+      for (int d = a.D; d < dp; ++d) qr[d] = 0;
+    }
     std::memset(O + size_t(r) * dp, 0, sizeof(float) * dp);
     m[r] = kNegInf;
     l[r] = 0;
@@ -637,7 +640,7 @@ void attend_decode_r(const AttnRowsJob& a, float* scratch) {
   float* m = cv.take(M);
   float* l = cv.take(M);
   int64_t lim_min;
-  const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
+  const int64_t lim_max = init_rows(a, dp, kDot ? nullptr : Q, O, m, l, &lim_min);
   auto* Qb = reinterpret_cast<uint16_t*>(Q);
   if constexpr (kDot)  // raw bf16 q rows, zero-padded to dq (M·dq halves fit in M·dp floats)
     for (int r = 0; r < M; ++r) {
@@ -772,7 +775,7 @@ void attend_rows_t(const AttnRowsJob& a, float* scratch) {
   float* alpha = c.take(ldq);
   auto* lim = reinterpret_cast<int32_t*>(c.take(ldq));
   int64_t lim_min;
-  const int64_t lim_max = init_rows(a, dp, Q, O, m, l, &lim_min);
+  const int64_t lim_max = init_rows(a, dp, Bf16 ? nullptr : Q, O, m, l, &lim_min);
 #if defined(__AVX512BF16__)
   if constexpr (Bf16) transpose_q_bf16(a, M, reinterpret_cast<uint32_t*>(QT), ldq, m, l);
   else
@@ -850,7 +853,7 @@ void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
   float* ones = c.take(ldq);
   auto* lim = reinterpret_cast<int32_t*>(c.take(ldq));
   int64_t lim_min;
-  init_rows(a, dp, Q, O, m, l, &lim_min);
+  init_rows(a, dp, Bf16 ? nullptr : Q, O, m, l, &lim_min);
 #if defined(__AVX512BF16__)
   if constexpr (Bf16) {
     auto* Kb = reinterpret_cast<uint16_t*>(K);
