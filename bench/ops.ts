@@ -1,7 +1,7 @@
 // Benchmark runner: loads every bench/ops/*.ts BenchModule, times each case on each
 // device (warm-up, then repeats for a time budget; median), prints a table against
 // the machine's measured peaks, writes bench/results/<device>.json and a chart.
-//   tsx bench/ops.ts [--quick] [--op NAME[,NAME]] [--device NAME[,NAME]] [--out DIR]
+//   tsx bench/ops.ts [--quick] [--op NAME[,NAME]] [--case REGEX] [--device NAME[,NAME]] [--out DIR]
 import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,6 +15,8 @@ import { median } from './stats.js';
 export interface BenchOptions {
   quick: boolean;
   ops?: string[];
+  /** only cases whose name matches */
+  cases?: RegExp;
   devices?: string[];
   outDir?: string;
 }
@@ -52,11 +54,21 @@ export function parseArgs(argv: string[]): BenchOptions {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
     else if (a === '--op') o.ops = [...(o.ops ?? []), ...list(++i, a)];
+    else if (a === '--case') o.cases = caseRegex(argv[++i]);
     else if (a === '--device') o.devices = [...(o.devices ?? []), ...list(++i, a)];
     else if (a === '--out') o.outDir = list(++i, a)[0];
-    else throw new Error(`Unknown bench option '${a}'; expected --quick, --op NAME, --device NAME, --out DIR`);
+    else throw new Error(`Unknown bench option '${a}'; expected --quick, --op NAME, --case REGEX, --device NAME, --out DIR`);
   }
   return o;
+}
+
+function caseRegex(v: string | undefined): RegExp {
+  if (!v) throw new Error('Expected a regular expression after --case');
+  try {
+    return new RegExp(v);
+  } catch (e) {
+    throw new Error(`Expected a regular expression after --case but received '${v}': ${(e as Error).message}`);
+  }
 }
 
 async function loadModules(): Promise<BenchModule[]> {
@@ -156,9 +168,16 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
       if (!known.includes(o)) throw new Error(`Unknown op '${o}' for --op; available: ${known.join(', ')}`);
     cases = cases.filter((c) => opts.ops!.includes(c.op));
   }
+  if (opts.cases) {
+    cases = cases.filter((c) => opts.cases!.test(c.name));
+    if (!cases.length) throw new Error(`No case name matches --case ${opts.cases.source}`);
+  }
   const results: CaseResult[] = [];
-  for (const c of cases) {
+  for (const [i, c] of cases.entries()) {
     const t = await timeCase(c, opts.quick);
+    // Progress on stderr as each case ends: a full run takes minutes, and a run cut
+    // short (a lease on a GPU machine, a CI limit) still leaves the figures it reached.
+    console.error(`bench [${i + 1}/${cases.length}] ${c.device}  ${c.name}: ${fmtMs(t.medianMs)} (${t.runs} runs)`);
     const usPerCall = c.work.calls ? (t.medianMs * 1e3) / c.work.calls : undefined;
     const readGBsNear = c.bound === 'memory' && c.device === 'cpu' && c.work.bytes && !opts.quick ? await measureReadGBs() : undefined;
     results.push({

@@ -3,8 +3,21 @@
 import { devices } from '../lib/index.js';
 import { native } from '../lib/native.js';
 
-/** Every device this build offers: cpu, simt (emulated CUDA), cuda:N. A new device joins every op test by appearing here. */
-export const DEVICES: string[] = devices().map((d) => d.name);
+/**
+ * Every device this build offers: cpu, simt (emulated CUDA), cuda:N. A new device joins
+ * every op test by appearing here. LLMK_TEST_DEVICES=cuda:0[,cpu…] narrows the list (a
+ * GPU machine's short lease runs the device's own cases only); naming a device the build
+ * does not offer is an error, so a typo cannot pass by testing nothing.
+ */
+export const DEVICES: string[] = selectDevices(devices().map((d) => d.name), process.env.LLMK_TEST_DEVICES);
+
+function selectDevices(all: string[], wanted: string | undefined): string[] {
+  if (!wanted) return all;
+  const names = wanted.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names)
+    if (!all.includes(n)) throw new Error(`LLMK_TEST_DEVICES names '${n}', which this build does not offer; available: ${all.join(', ')}`);
+  return names;
+}
 
 /** Deterministic PRNG (mulberry32) — tests never use Math.random. */
 export function rng(seed: number): () => number {
