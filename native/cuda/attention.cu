@@ -165,34 +165,56 @@ __global__ void __launch_bounds__(128) paged_decode_kernel(PagedParams p) {
   }
   const int* bt = p.block_table + (size_t)tok * p.max_pages;
   // A warp takes U consecutive keys at a time: their K and V rows are all loaded before
-  // any is used, so U rows per warp are in flight (one row at a time left each warp
-  // waiting a full memory latency per key), and the softmax rescales once per U keys.
-  for (int jb = j0 + warp * U; jb < j1; jb += 4 * U) {
-    float kr[U][E], vr[U][E];
-    bool ok[U];
+  // any is used, so U rows per warp are in flight, and the softmax rescales once per U
+  // keys. The next step's rows (page lookup included) are loaded into registers, raw,
+  // before this step's math: converting them here would wait on the loads, so they are
+  // widened only when their step begins. Without this each step waited out two memory
+  // latencies (table, then rows) with nothing else to do — on an H200 a 256-key split
+  // took ~45 µs.
+  T kn[U][E], vn[U][E];
+  bool okn[U];
+  auto load = [&](int jb) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = jb + u;
       int pg = 0;
-      ok[u] = j < j1;  // the same in every lane
-      if (ok[u]) {
+      okn[u] = j < j1;  // the same in every lane
+      if (okn[u]) {
         pg = bt[j / p.page_size];
         if (pg < 0 || pg >= p.num_pages) {
           if (lane == 0) atomicMin(p.error, tok * (p.max_pages + 1) + j / p.page_size);
-          ok[u] = false;
+          okn[u] = false;
           pg = 0;
         }
       }
-      const size_t row = ((size_t)pg * p.page_size + (ok[u] ? j % p.page_size : 0)) * p.Hkv + kvh;
+      const size_t row = ((size_t)pg * p.page_size + (okn[u] ? j % p.page_size : 0)) * p.Hkv + kvh;
       const T* k = static_cast<const T*>(p.kc) + row * p.D;
       const T* v = static_cast<const T*>(p.vc) + row * p.D;
 #pragma unroll
       for (int e = 0; e < E; ++e) {
         const int d = lane + 32 * e;
-        kr[u][e] = ok[u] && d < p.D ? to_f32(k[d]) : 0.f;
-        vr[u][e] = ok[u] && d < p.D ? to_f32(v[d]) : 0.f;
+        if (okn[u] && d < p.D) {
+          kn[u][e] = k[d];
+          vn[u][e] = v[d];
+        }
       }
     }
+  };
+  if (j0 + warp * U < j1) load(j0 + warp * U);
+  for (int jb = j0 + warp * U; jb < j1; jb += 4 * U) {
+    float kr[U][E], vr[U][E];
+    bool ok[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      ok[u] = okn[u];
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const bool in = ok[u] && lane + 32 * e < p.D;
+        kr[u][e] = in ? to_f32(kn[u][e]) : 0.f;
+        vr[u][e] = in ? to_f32(vn[u][e]) : 0.f;
+      }
+    }
+    if (jb + 4 * U < j1) load(jb + 4 * U);
 #pragma unroll
     for (int x = 0; x < kGroup; ++x) {
       float s[U];
