@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "convert.cuh"
+#include "reduce.cuh"
 #include "kernels.h"
 
 namespace llmk::LLMK_DEVICE_NS {
@@ -33,22 +34,6 @@ __global__ void silu_mul_kernel(const T* g, const T* u, T* y, long long n) {
   }
 }
 
-// Block-wide sum / max through warp shuffles and one shared slot per warp.
-template <bool kMax>
-__device__ float block_reduce(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
-  for (int o = 16; o > 0; o >>= 1) {
-    const float w = __shfl_xor_sync(0xffffffffu, v, o);
-    v = kMax ? fmaxf(v, w) : v + w;
-  }
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float r = scratch[0];
-  for (int i = 1; i < nw; ++i) r = kMax ? fmaxf(r, scratch[i]) : r + scratch[i];
-  __syncthreads();  // scratch is reused by the next reduction
-  return r;
-}
-
 template <class T>
 __global__ void rms_norm_kernel(const T* x, const T* w, T* y, int cols, float eps) {
   __shared__ float scratch[32];
@@ -59,7 +44,7 @@ __global__ void rms_norm_kernel(const T* x, const T* w, T* y, int cols, float ep
     const float v = to_f32(xr[i]);
     ss += v * v;
   }
-  const float inv = rsqrtf(block_reduce<false>(ss, scratch) / float(cols) + eps);
+  const float inv = rsqrtf(block_reduce(ss, SumF(), scratch) / float(cols) + eps);
   for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = from_f32<T>(to_f32(xr[i]) * inv * to_f32(w[i]));
 }
 
@@ -70,11 +55,11 @@ __global__ void softmax_kernel(const T* x, T* y, int cols) {
   T* yr = y + (long long)blockIdx.x * cols;
   float mx = -INFINITY;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) mx = fmaxf(mx, to_f32(xr[i]));
-  mx = block_reduce<true>(mx, scratch);
+  mx = block_reduce(mx, MaxF(), scratch);
   if (mx == -INFINITY) mx = 0.f;
   float s = 0.f;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) s += expf(to_f32(xr[i]) - mx);
-  const float inv = 1.f / block_reduce<false>(s, scratch);
+  const float inv = 1.f / block_reduce(s, SumF(), scratch);
   for (int i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = from_f32<T>(expf(to_f32(xr[i]) - mx) * inv);
 }
 

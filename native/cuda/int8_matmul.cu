@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "convert.cuh"
+#include "reduce.cuh"
 #include "fragments.cuh"
 #include "kernels.h"
 
@@ -33,28 +34,6 @@ __device__ __forceinline__ int quantize_value(float v, float inv) {
 
 // IEEE division (nvcc's default -prec-div=true), as on the cpu.
 __device__ __forceinline__ float inv_scale(float absmax) { return absmax > 0.f ? 127.f / absmax : 0.f; }
-
-// Block-wide reduction over kThreads threads; every thread gets the result.
-template <class V, class Op>
-__device__ V block_reduce(V v, Op op, V* sh) {
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();  // sh may still be read by a previous reduction
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  V r = sh[0];
-  for (int i = 1; i < kThreads / 32; ++i) r = op(r, sh[i]);
-  return r;
-}
-struct MaxF {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct OrI {
-  __device__ int operator()(int a, int b) const { return a | b; }
-};
-struct SumI {
-  __device__ int operator()(int a, int b) const { return a + b; }
-};
 
 template <class T>
 __global__ void __launch_bounds__(kThreads) quantize_weight_kernel(const T* w, int K, int8_t* q, float* scale,

@@ -220,7 +220,11 @@ function pagedSetup(lens: number[], pageSize: number, Hkv: number, D: number, dt
   return { maxPages, numPages, table, kc, vc, gather };
 }
 
-/** pagedAttention (no split, 5 splits, auto) against the contiguous op and the fp64 reference. */
+/**
+ * pagedAttention (no split, 5 splits, 700 splits, auto) against the contiguous op and the
+ * fp64 reference. 700 splits: more than any row has keys (empty splits), and more than
+ * the CUDA combine kernel stages at once (512).
+ */
 async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D: number, Hq: number, Hkv: number) {
   const lens = [1, 339, 0, 700, 64];
   const T = lens.length;
@@ -232,7 +236,7 @@ async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D
     tensor(p.table, [T, p.maxPages], { device }), tensor(Int32Array.from(lens), [T], { device }),
   ] as const;
   const runs = await Promise.all(
-    [1, 5, undefined].map(async (numSplits) => {
+    [1, 5, 700, undefined].map(async (numSplits) => {
       const r = pagedAttention(...args, { numSplits, returnLse: true });
       return { out: (await r.out.toArray()) as Float32Array, lse: (await r.lse!.toArray()) as Float32Array };
     }),
