@@ -1,7 +1,7 @@
 // Regenerates the measured part of the README's "Performance" section (between the
 // `<!-- performance:begin -->` and `<!-- performance:end -->` markers) from the saved
-// results: bench/results/cpu.json (npm run bench), decode.json (bench/decode.ts) and
-// peers.json (npm run bench:peers). Nothing in that part is typed by hand.
+// results: bench/results/cpu.json (npm run bench), cuda-0.json (npm run test:gpu, on a
+// GPU machine), decode.json (bench/decode.ts) and peers.json (npm run bench:peers). Nothing in that part is typed by hand.
 //   npx tsx bench/readme.ts
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -23,6 +23,14 @@ interface Peaks {
   bf16Gflops?: number;
   int8Gops: number;
   readGBs: number;
+}
+/** GPU ceilings measured on the same machine (the bench measures none of its own on a GPU). */
+interface GpuCeilings {
+  readGBs: number;
+  copyGBs: number;
+  bf16Tflops: number;
+  f16Tflops: number;
+  source: string;
 }
 interface OpRow {
   name: string;
@@ -68,6 +76,28 @@ export function performanceSection(results: string): string {
           `${r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`}${r.readGBsNear && r.pctOfPeak !== null ? ` (read probe after it: ${r.readGBsNear.toFixed(1)} GB/s)` : ''} | ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
       );
     out.push('', '![% of measured peak](bench/results/chart.svg)', '');
+  }
+  const gpu = read<{ machine: Machine & { gpu: string }; gpuCeilings: GpuCeilings; provenance: string[]; results: OpRow[] }>(
+    join(results, 'cuda-0.json'),
+  );
+  if (gpu) {
+    const c = gpu.gpuCeilings;
+    out.push(`### CUDA kernels (\`npm run test:gpu\`, cuda:0)`, '', `${gpu.machine.gpu}, ${gpu.machine.date.slice(0, 10)}.`, '');
+    out.push(
+      `% of ceiling: GB/s against a ${c.readGBs} GB/s read, GFLOP/s against the tensor cores' ${c.f16Tflops} (f16) / ${c.bf16Tflops} (bf16) TFLOP/s ` +
+        `(${c.source}); f32 rows run on the CUDA cores and have no tensor-core ceiling. ` +
+        gpu.provenance.map((x) => x[0].toUpperCase() + x.slice(1)).join('. ') + '.',
+      '',
+    );
+    out.push('| case | median | rate | % of ceiling | vs baseline |', '|---|---|---|---|---|');
+    for (const r of gpu.results) {
+      const ceiling = r.unit === 'GB/s' ? c.readGBs : r.unit === 'GFLOP/s' && !/ f32 /.test(r.name) ? 1e3 * (/bf16/.test(r.name) ? c.bf16Tflops : c.f16Tflops) : 0;
+      out.push(
+        `| ${r.name} | ${ms(r.medianMs)}${r.unit && r.usPerCall !== undefined ? ` (${ms(r.usPerCall * 1e-3)} per call)` : ''} | ${r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs per op` : ''} | ` +
+          `${ceiling ? `${((100 * r.rate) / ceiling).toFixed(1)}%` : ''} | ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
+      );
+    }
+    out.push('');
   }
   const dec = read<{ machine: Machine; peaks: Peaks; rows: DecodeRow[] }>(join(results, 'decode.json'));
   if (dec) {
