@@ -5,7 +5,9 @@
 import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { devices } from '../lib/index.js';
+import { devices, synchronize } from '../lib/index.js';
+import { native } from '../lib/native.js';
+import type { NativeTimeMark } from '../lib/native-types.js';
 import { renderChart } from './chart.js';
 import { machineInfo } from './machine.js';
 import { measurePeaks, measureReadGBs, type Peaks } from './peak.js';
@@ -39,6 +41,9 @@ export interface CaseResult {
   speedup?: number;
   /** overhead cases: median time per enqueued op, in µs */
   usPerCall?: number;
+  /** GPU (and simt) cases: the median device time between two stream marks, ms, and the rate it gives */
+  deviceMs?: number;
+  deviceRate?: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -86,23 +91,52 @@ async function loadModules(): Promise<BenchModule[]> {
   return mods;
 }
 
-async function timeCase(c: BenchCase, quick: boolean): Promise<{ runs: number; medianMs: number }> {
+/** Host-timed runs (op + sync, as a caller sees it); on a GPU also device-timed ones. */
+async function timeCase(c: BenchCase, quick: boolean): Promise<{ runs: number; medianMs: number; deviceMs?: number }> {
   const r = await c.setup();
+  const sync = () => synchronize(c.device);
   try {
     const budgetMs = quick ? 150 : 1000;
     const maxRuns = quick ? 15 : 200;
-    await r.run(); // warm-up: first-touch, caches, lazy init
-    const times: number[] = [];
-    const start = performance.now();
-    while (times.length < 3 || (times.length < maxRuns && performance.now() - start < budgetMs)) {
+    await r.run(sync); // warm-up: first-touch, caches, lazy init
+    const loop = async (time: () => Promise<number>, budget: number) => {
+      const times: number[] = [];
+      const start = performance.now();
+      while (times.length < 3 || (times.length < maxRuns && performance.now() - start < budget)) times.push(await time());
+      return times;
+    };
+    const host = await loop(async () => {
       const t0 = performance.now();
-      await r.run();
-      times.push(performance.now() - t0);
-    }
-    return { runs: times.length, medianMs: median(times) };
+      await r.run(sync);
+      return performance.now() - t0;
+    }, budgetMs);
+    // On a GPU, host time is mostly enqueue and sync for short cases: also time the
+    // device itself, between two stream marks with the work issued back to back (the
+    // first mark holds the worker until run() has enqueued everything). On cpu the
+    // worker runs the ops, so its clock would only drop the enqueue and sync.
+    if (devices().find((d) => d.name === c.device)?.kind === 'cpu') return { runs: host.length, medianMs: median(host) };
+    const dev = await loop(() => deviceTime(c, r), budgetMs / 2);
+    return { runs: host.length, medianMs: median(host), deviceMs: median(dev) };
   } finally {
     r.dispose();
   }
+}
+
+async function deviceTime(c: BenchCase, r: { run(sync: () => Promise<void>): Promise<void> }): Promise<number> {
+  const n = native();
+  const start = n.markTime(c.device, true);
+  let end: NativeTimeMark | undefined;
+  try {
+    await r.run(async () => {
+      end = n.markTime(c.device);
+      n.releaseMark(start);
+      await synchronize(c.device);
+    });
+  } finally {
+    n.releaseMark(start);
+  }
+  if (!end) throw new Error(`bench case '${c.name}': run() returned without awaiting sync()`);
+  return n.elapsedMs(start, end);
 }
 
 function rateOf(c: BenchCase, ms: number, peaks: Peaks, readNear?: number): Pick<CaseResult, 'rate' | 'unit' | 'pctOfPeak'> {
@@ -131,7 +165,8 @@ function fmtMs(ms: number): string {
 }
 
 function printTable(rows: CaseResult[]): void {
-  const head = ['op', 'device', 'case', 'median', 'rate', '% peak', 'vs baseline'];
+  const withDevice = rows.some((r) => r.deviceMs !== undefined);
+  const head = ['op', 'device', 'case', 'median', 'rate', '% peak', ...(withDevice ? ['device time', 'device rate'] : []), 'vs baseline'];
   const body = rows.map((r) => [
     r.op,
     r.device,
@@ -139,10 +174,14 @@ function printTable(rows: CaseResult[]): void {
     fmtMs(r.medianMs) + (r.unit && r.usPerCall !== undefined ? ` (${fmtMs(r.usPerCall * 1e-3)} per call)` : ''),
     r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs/op` : '',
     r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`,
+    ...(withDevice
+      ? [r.deviceMs !== undefined ? fmtMs(r.deviceMs) : '', r.deviceRate && r.unit ? `${r.deviceRate.toFixed(1)} ${r.unit}` : '']
+      : []),
     r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : '',
   ]);
+  const right = new Set([3, 4, 5, ...(withDevice ? [6, 7] : [])]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i >= 3 && i <= 5 ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ');
+  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ');
   console.log(line(head));
   console.log(w.map((n) => '-'.repeat(n)).join('  '));
   for (const b of body) console.log(line(b));
@@ -177,12 +216,16 @@ export async function runBench(opts: BenchOptions): Promise<CaseResult[]> {
     const t = await timeCase(c, opts.quick);
     // Progress on stderr as each case ends: a full run takes minutes, and a run cut
     // short (a lease on a GPU machine, a CI limit) still leaves the figures it reached.
-    console.error(`bench [${i + 1}/${cases.length}] ${c.device}  ${c.name}: ${fmtMs(t.medianMs)} (${t.runs} runs)`);
+    console.error(
+      `bench [${i + 1}/${cases.length}] ${c.device}  ${c.name}: ${fmtMs(t.medianMs)} (${t.runs} runs)` +
+        (t.deviceMs !== undefined ? `, device ${fmtMs(t.deviceMs)}` : ''),
+    );
     const usPerCall = c.work.calls ? (t.medianMs * 1e3) / c.work.calls : undefined;
     const readGBsNear = c.bound === 'memory' && c.device === 'cpu' && c.work.bytes && !opts.quick ? await measureReadGBs() : undefined;
     results.push({
       name: c.name, op: c.op, device: c.device, bound: c.bound, ...t, ...rateOf(c, t.medianMs, peaks, readGBsNear),
       readGBsNear, baseline: c.baseline, usPerCall,
+      deviceRate: t.deviceMs !== undefined ? rateOf(c, t.deviceMs, peaks).rate : undefined,
     });
   }
   for (const r of results) {

@@ -42,6 +42,8 @@ interface OpRow {
   baseline?: string;
   speedup?: number;
   usPerCall?: number;
+  deviceMs?: number;
+  deviceRate?: number;
 }
 interface DecodeRow {
   preset: string;
@@ -89,12 +91,21 @@ export function performanceSection(results: string): string {
         gpu.provenance.map((x) => x[0].toUpperCase() + x.slice(1)).join('. ') + '.',
       '',
     );
-    out.push('| case | median | rate | % of ceiling | vs baseline |', '|---|---|---|---|---|');
+    // Device time (between stream marks, work issued back to back) where the run has it.
+    const dev = gpu.results.some((r) => r.deviceMs !== undefined);
+    out.push(
+      `| case | median (host: op + sync) | rate | % of ceiling |${dev ? ' device time | device rate | % of ceiling |' : ''} vs baseline |`,
+      `|---|---|---|---|${dev ? '---|---|---|' : ''}---|`,
+    );
     for (const r of gpu.results) {
       const ceiling = r.unit === 'GB/s' ? c.readGBs : r.unit === 'GFLOP/s' && !/ f32 /.test(r.name) ? 1e3 * (/bf16/.test(r.name) ? c.bf16Tflops : c.f16Tflops) : 0;
+      const pct = (rate?: number) => (ceiling && rate ? `${((100 * rate) / ceiling).toFixed(1)}%` : '');
+      const devCells = dev
+        ? ` ${r.deviceMs !== undefined ? ms(r.deviceMs) : ''} | ${r.deviceRate && r.unit ? `${r.deviceRate.toFixed(1)} ${r.unit}` : ''} | ${pct(r.deviceRate)} |`
+        : '';
       out.push(
         `| ${r.name} | ${ms(r.medianMs)}${r.unit && r.usPerCall !== undefined ? ` (${ms(r.usPerCall * 1e-3)} per call)` : ''} | ${r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs per op` : ''} | ` +
-          `${ceiling ? `${((100 * r.rate) / ceiling).toFixed(1)}%` : ''} | ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
+          `${pct(r.rate)} |${devCells} ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
       );
     }
     out.push('');

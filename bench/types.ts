@@ -16,8 +16,11 @@ export interface BenchWork {
 }
 
 export interface BenchRun {
-  /** Enqueue the work once and wait for it (await synchronize(device)). */
-  run(): Promise<void>;
+  /**
+   * Enqueue the work once, then `await sync()`: the runner's synchronize, which also
+   * closes the device-time mark opened before run (BenchTiming.deviceMs).
+   */
+  run(sync: () => Promise<void>): Promise<void>;
   dispose(): void;
 }
 

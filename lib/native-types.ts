@@ -65,6 +65,15 @@ export interface NativeAddon {
   /** Peak fp32 FMA, int8 dot-product and DRAM read rates of the cpu device (all pool threads, current ISA). */
   /** readOnly: only the streaming-read probe (the compute peaks are 0) */
   measurePeaks(readOnly?: boolean): Promise<NativePeaks>;
+  /**
+   * Benchmarks: a mark the device records when its stream reaches it (enqueued like an
+   * op). gated: the device's worker waits at it (up to 2 s) until releaseMark, so the
+   * ops enqueued meanwhile are issued back to back.
+   */
+  markTime(device: string, gated?: boolean): NativeTimeMark;
+  releaseMark(mark: NativeTimeMark): void;
+  /** The device's time in ms from mark a to mark b; throws until a sync has covered both. */
+  elapsedMs(a: NativeTimeMark, b: NativeTimeMark): number;
 
   matmul(x: NativeTensor, w: NativeTensor, bias: NativeTensor | null): NativeTensor;
   binary(op: 'add' | 'mul', a: NativeTensor, b: NativeTensor): NativeTensor;
@@ -104,3 +113,6 @@ export interface NativeAddon {
   /** Bench baseline: materialized-scores attention (cpu device only). */
   attentionNaive(q: NativeTensor, k: NativeTensor, v: NativeTensor, opts: { causal?: boolean; scale?: number }): NativeTensor;
 }
+
+/** An opaque stream mark from markTime(). */
+export type NativeTimeMark = { readonly __timeMark: unique symbol };

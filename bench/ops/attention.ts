@@ -30,9 +30,9 @@ function prefill(device: string, S: number, causal: boolean, naive: boolean, dty
       const v: Tensor = tensor(rand(S * Hkv * D), [1, S, Hkv, D], { dtype, device });
       await synchronize(device);
       return {
-        async run() {
+        async run(sync) {
           const out = naive ? attentionNaive(q, k, v, { causal }) : flashAttention(q, k, v, { causal }).out;
-          await synchronize(device);
+          await sync();
           out.dispose();
         },
         dispose() {
@@ -81,14 +81,14 @@ function decode(device: string, Sk: number, latency = false): BenchCase {
       await synchronize(device);
       let layer = 0;
       return {
-        async run() {
+        async run(sync) {
           const outs: Tensor[] = [];
           for (let i = 0; i < calls; i++) {
             const c = caches[layer];
             layer = (layer + 1) % layers;
             outs.push(pagedAttention(q, c.k, c.v, table, lens).out);
           }
-          await synchronize(device);
+          await sync();
           for (const o of outs) o.dispose();
         },
         dispose() {

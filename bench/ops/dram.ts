@@ -29,9 +29,9 @@ const module: BenchModule = (devices, { quick }) => {
         const w8 = kind === 'int8' ? int8.quantizeWeight(w) : undefined;
         await synchronize(device);
         return {
-          async run() {
+          async run(sync) {
             (w24 ? sparse24.matmul(x, w24) : w8 ? int8.matmul(x, w8) : matmul(x, w)).dispose();
-            await synchronize(device);
+            await sync();
           },
           dispose() {
             w.dispose();

@@ -1,6 +1,6 @@
 // Decoder-sized elementwise ops (memory-bound: GB/s against the measured read
 // bandwidth) and the JS→native enqueue overhead of a tiny op.
-import { add, rmsNorm, siluMul, softmax, synchronize, tensor, type Tensor } from '../../lib/index.js';
+import { add, rmsNorm, siluMul, softmax, tensor, type Tensor } from '../../lib/index.js';
 import type { BenchCase, BenchModule } from '../types.js';
 
 // Seeded, non-zero data (values do not matter for timing, but NaN/denormals would).
@@ -30,9 +30,9 @@ function memCase(device: string, op: string, shape: number[], arrays: number, ex
     async setup() {
       const ins = inputs.map((s, i) => make(s, 11 + i, device));
       return {
-        async run() {
+        async run(sync) {
           const y = build(ins);
-          await synchronize(device);
+          await sync();
           y.dispose();
         },
         dispose: () => ins.forEach((t) => t.dispose()),
@@ -64,9 +64,9 @@ const bench: BenchModule = (devices, { quick }) => {
         const a = make([8], 3, device), b = make([8], 4, device);
         const outs: Tensor[] = new Array(calls);
         return {
-          async run() {
+          async run(sync) {
             for (let i = 0; i < calls; i++) outs[i] = add(a, b);
-            await synchronize(device);
+            await sync();
             for (const t of outs) t.dispose();
           },
           dispose() {

@@ -39,9 +39,9 @@ const module: BenchModule = (devices, { quick }) => {
             const w: Tensor = tensor(rand(N * K, 2), [N, K], { dtype, device });
             await synchronize(device);
             return {
-              async run() {
+              async run(sync) {
                 matmul(x, w).dispose();
-                await synchronize(device);
+                await sync();
               },
               dispose() {
                 x.dispose();
@@ -66,9 +66,9 @@ const module: BenchModule = (devices, { quick }) => {
             w.dispose();
             await synchronize(device);
             return {
-              async run() {
+              async run(sync) {
                 int8.matmul(x, w8, { threshold: 6 }).dispose();
-                await synchronize(device);
+                await sync();
               },
               dispose() {
                 x.dispose();

@@ -28,10 +28,10 @@ function matmulCase(device: string, dtype: FloatDType, M: number, K: number, N: 
       await synchronize(device);
       let last: Tensor | undefined;
       return {
-        async run() {
+        async run(sync) {
           last?.dispose();
           last = matmul(x, w);
-          await synchronize(device);
+          await sync();
         },
         dispose() {
           last?.dispose();

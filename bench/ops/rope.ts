@@ -30,13 +30,13 @@ const module: BenchModule = (devices, { quick }) => {
         const pos = tensor(Int32Array.from({ length: T }, (_, i) => i), [T], { device });
         await synchronize(device);
         return {
-          async run() {
+          async run(sync) {
             if (fused) rope(q, k, pos, { base: 500000 });
             else {
               rope(q, null, pos, { base: 500000 });
               rope(k, null, pos, { base: 500000 });
             }
-            await synchronize(device);
+            await sync();
           },
           dispose() {
             q.dispose();
@@ -70,9 +70,9 @@ const module: BenchModule = (devices, { quick }) => {
         );
         await synchronize(device);
         return {
-          async run() {
+          async run(sync) {
             writeKvCache(k, v, { ...layers[layer++ % layers.length], slots });
-            await synchronize(device);
+            await sync();
           },
           dispose() {
             for (const t of [k, v, slots, ...layers.flatMap((c) => [c.kCache, c.vCache])]) t.dispose();

@@ -28,9 +28,9 @@ const module: BenchModule = (devices, { quick }) => {
           const x = tensor(rand(M * K, 2), [M, K], { dtype: 'f16', device });
           await synchronize(device);
           return {
-            async run() {
+            async run(sync) {
               (w24 ? sparse24.matmul(x, w24) : matmul(x, w)).dispose();
-              await synchronize(device);
+              await sync();
             },
             dispose() {
               w.dispose();

@@ -9,8 +9,9 @@ const HELP = `Usage: llm-kernels <command> [options]
 
 Commands:
   info                          devices, cpu ISA and threads, CUDA status (and why not)
-  bench [--quick] [--op NAME] [--device NAME] [--out DIR]
-                                time every op on cpu and cuda:N (simt only when named
+  bench [--quick] [--op NAME] [--case REGEX] [--device NAME] [--out DIR]
+                                time every op (or the cases whose name matches REGEX)
+                                on cpu and cuda:N (simt only when named
                                 with --device); prints a table with
                                 % of this machine's measured peak and writes
                                 <DIR>/<device>.json + chart.svg (default DIR: ./bench/results)

@@ -64,6 +64,41 @@ class CudaBackend final : public Backend {
     return d;
   }
 
+  // Events on the device's stream: the GPU's own time between two marks (under simt,
+  // the emulator's clock when the worker reaches the mark).
+  class EventMark final : public TimeMark {
+   public:
+    EventMark(int ordinal, cudaStream_t st) : st_(st) {
+      LLMK_CUDA_CHECK(cudaSetDevice(ordinal));
+      LLMK_CUDA_CHECK(cudaEventCreate(&ev_));
+    }
+    ~EventMark() override { cudaEventDestroy(ev_); }
+    void record() override {
+      LLMK_CUDA_CHECK(cudaEventRecord(ev_, st_));
+      recorded_.store(true, std::memory_order_release);
+    }
+    double ms_since(const TimeMark& earlier) const override {
+      const auto* a = dynamic_cast<const EventMark*>(&earlier);
+      LLMK_CHECK(a, TypeError, "Expected two time marks of the same device");
+      float ms = 0.f;
+      const cudaError_t e = a->recorded_.load(std::memory_order_acquire) && recorded_.load(std::memory_order_acquire)
+                                ? cudaEventElapsedTime(&ms, a->ev_, ev_)
+                                : cudaErrorNotReady;
+      if (e == cudaErrorNotReady) {
+        cudaGetLastError();
+        fail(ErrorKind::Error, "Expected time marks the device has reached; await synchronize(device) before reading them");
+      }
+      LLMK_CUDA_CHECK(e);
+      return ms;
+    }
+
+   private:
+    cudaStream_t st_;
+    cudaEvent_t ev_ = nullptr;
+    std::atomic<bool> recorded_{false};
+  };
+  std::unique_ptr<TimeMark> time_mark() override { return std::make_unique<EventMark>(ordinal_, stream_); }
+
   void* alloc(size_t bytes) override {
     LLMK_CUDA_CHECK(cudaSetDevice(ordinal_));
     void* p = nullptr;

@@ -1,10 +1,13 @@
 // measurePeaks(): the machine's own compute and bandwidth peaks for the benchmark
 // report's "% of peak". Runs on the cpu device's worker (after queued cpu work), on
-// every pool thread, with the ISA the cpu kernels use.
+// every pool thread, with the ISA the cpu kernels use. markTime / releaseMark /
+// elapsedMs: device-side timing of what a benchmark enqueues.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <unistd.h>
@@ -143,10 +146,83 @@ Napi::Value MeasurePeaks(const Napi::CallbackInfo& info) {
   });
 }
 
+// markTime(device, gated): a mark the device records when its stream reaches it
+// (enqueued like an op); elapsedMs(a, b): device time from a to b once a sync covered
+// both. A gated mark holds the device's worker before recording until releaseMark() (or
+// 2 s): the ops enqueued meanwhile are then issued back to back, so on a GPU the time
+// from the mark is the device's, not the JS thread's pace of enqueueing them.
+const napi_type_tag kTimeMarkTag = {0x6c6c6d6b5f74696dULL, 0x655f6d61726b0002ULL};
+
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void release() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_for(l, std::chrono::seconds(2), [this] { return open; });
+  }
+};
+struct MarkBox {
+  std::shared_ptr<TimeMark> mark;
+  std::shared_ptr<Gate> gate;  // null: not gated
+};
+
+Napi::Value MarkTime(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Device* dev = parse_device(info[0], "device");
+    const bool gated = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    auto box = std::make_unique<MarkBox>();
+    box->mark = dev->backend->time_mark();
+    if (gated) box->gate = std::make_shared<Gate>();
+    enqueue(dev, [m = box->mark, g = box->gate] {
+      if (g) g->wait();
+      m->record();
+    });
+    auto ext = Napi::External<MarkBox>::New(info.Env(), box.release(), [](Napi::Env, MarkBox* p) {
+      if (p->gate) p->gate->release();  // never leave the worker waiting on a mark JS dropped
+      delete p;
+    });
+    ext.TypeTag(&kTimeMarkTag);
+    return ext;
+  });
+}
+
+MarkBox& unwrap_mark(const Napi::Value& v, const char* what) {
+  LLMK_CHECK(v.IsExternal() && v.As<Napi::External<MarkBox>>().CheckTypeTag(&kTimeMarkTag), TypeError, "Expected ",
+             what, " to be a time mark from markTime()");
+  return *v.As<Napi::External<MarkBox>>().Data();
+}
+
+Napi::Value ReleaseMark(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    MarkBox& m = unwrap_mark(info[0], "mark");
+    if (m.gate) m.gate->release();
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value ElapsedMs(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const TimeMark& a = *unwrap_mark(info[0], "start").mark;
+    const TimeMark& b = *unwrap_mark(info[1], "end").mark;
+    return Napi::Number::New(info.Env(), b.ms_since(a));
+  });
+}
+
 }  // namespace
 
 void init_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("measurePeaks", Napi::Function::New(env, MeasurePeaks));
+  exports.Set("markTime", Napi::Function::New(env, MarkTime));
+  exports.Set("releaseMark", Napi::Function::New(env, ReleaseMark));
+  exports.Set("elapsedMs", Napi::Function::New(env, ElapsedMs));
 }
 
 }  // namespace llmk::napi

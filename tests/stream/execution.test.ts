@@ -4,7 +4,7 @@
 // next sync point without breaking the device.
 import { describe, expect, it } from 'vitest';
 import { add, embedding, matmul, memory, synchronize, tensor, type Tensor } from '../../lib/index.js';
-import { DEVICES, randn, rng } from '../helpers.js';
+import { DEVICES, nativeForTests as native, randn, rng } from '../helpers.js';
 
 // fp64 dot product of row i of x [M,K] with row j of w [N,K].
 function dot(x: Float32Array, w: Float32Array, K: number, i: number, j: number): number {
@@ -98,5 +98,77 @@ describe.each(DEVICES)('stream semantics on %s', (device) => {
     const td = await table.toArray();
     expect(Array.from(e)).toEqual([...td.slice(24, 32), ...td.slice(0, 8)]);
     for (const t of [table, bad, bad2, good, y]) t.dispose();
+  });
+});
+
+// Device-side timing for the benchmarks (native markTime / elapsedMs): a mark is taken
+// when the device's stream reaches it, not when JS enqueues it.
+describe.each(DEVICES)('stream time marks on %s', (device) => {
+  const n = native();
+  const work = (x: Tensor, w: Tensor, reps: number) => {
+    for (let i = 0; i < reps; i++) matmul(x, w).dispose();
+  };
+  const setup = () => {
+    const M = 64, K = 256, N = 256;
+    return { x: tensor(randn(M * K, 3), [M, K], { device }), w: tensor(randn(N * K, 4), [N, K], { device }) };
+  };
+
+  it('time the work enqueued between two marks, in stream order', async () => {
+    const { x, w } = setup();
+    const reps = device === 'simt' ? 2 : 40;
+    work(x, w, reps);
+    await synchronize(device); // warm-up
+    const t0 = performance.now();
+    work(x, w, reps);
+    await synchronize(device);
+    const hostMs = performance.now() - t0;
+    for (const gated of [false, true]) {
+      const h0 = performance.now();
+      const a = n.markTime(device, gated);
+      work(x, w, reps);
+      const b = n.markTime(device);
+      work(x, w, 4 * reps);
+      const c = n.markTime(device);
+      n.releaseMark(a);
+      await synchronize(device);
+      const around = performance.now() - h0;
+      const ab = n.elapsedMs(a, b), bc = n.elapsedMs(b, c);
+      // Marks taken on the JS thread at enqueue time would bracket microseconds.
+      expect(ab, `gated ${gated}`).toBeGreaterThan(0.25 * hostMs);
+      expect(ab + bc, `gated ${gated}`).toBeLessThanOrEqual(around + 1);
+      expect(bc, `gated ${gated}: 4× the work`).toBeGreaterThan(1.5 * ab);
+    }
+    x.dispose();
+    w.dispose();
+  });
+
+  it('a mark the device has not reached cannot be read; bad marks are refused', async () => {
+    const a = n.markTime(device, true); // holds the device's worker until released
+    const b = n.markTime(device);
+    expect(() => n.elapsedMs(a, b)).toThrow(/await synchronize/);
+    n.releaseMark(a);
+    await synchronize(device);
+    expect(n.elapsedMs(a, b)).toBeGreaterThanOrEqual(0);
+    expect(() => n.elapsedMs({} as never, b)).toThrow(/Expected start to be a time mark from markTime\(\)/);
+    expect(() => n.elapsedMs(a, 3 as never)).toThrow(/Expected end to be a time mark from markTime\(\)/);
+    const other = DEVICES.find((d) => d !== device && (d === 'cpu') !== (device === 'cpu'));
+    if (other) {
+      const c = n.markTime(other);
+      await synchronize(other);
+      expect(() => n.elapsedMs(a, c)).toThrow(/same device/);
+    }
+  });
+});
+
+describe('a gated mark that is never released', () => {
+  it('lets the device go on after 2 s', async () => {
+    const n = native();
+    const t0 = performance.now();
+    n.markTime('cpu', true);
+    const y = add(tensor([1, 2], [2]), tensor([3, 4], [2]));
+    expect(Array.from((await y.toArray()) as Float32Array)).toEqual([4, 6]);
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThan(1500);
+    expect(waited).toBeLessThan(10_000);
   });
 });

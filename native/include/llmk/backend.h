@@ -3,11 +3,15 @@
 // output it has allocated; a backend checks only what it alone knows (e.g. a kernel's
 // alignment needs). All op methods run on the device's worker thread in stream order.
 #pragma once
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/rope.h"
+#include "llmk/status.h"
 #include "llmk/tensor.h"
 
 namespace llmk {
@@ -49,10 +53,45 @@ struct DeviceInfo {
   size_t total_memory = 0;
 };
 
+// A point in a device's stream for benchmarks: record() runs on the worker thread in
+// stream order (after the work enqueued before it, before the work after it), so the
+// time between two marks is the device's own time for what lies between them, without
+// the JS thread's enqueue and sync. ms_since() is read once a sync has covered both
+// marks; before that it throws.
+class TimeMark {
+ public:
+  virtual ~TimeMark() = default;
+  virtual void record() = 0;
+  virtual double ms_since(const TimeMark& earlier) const = 0;
+};
+
+// The worker's clock: right for a backend whose worker runs the ops itself (cpu, and
+// simt, which runs each kernel when it is launched).
+class HostTimeMark final : public TimeMark {
+ public:
+  void record() override {
+    t_ = std::chrono::steady_clock::now();
+    recorded_.store(true, std::memory_order_release);
+  }
+  double ms_since(const TimeMark& earlier) const override {
+    const auto* a = dynamic_cast<const HostTimeMark*>(&earlier);
+    LLMK_CHECK(a, TypeError, "Expected two time marks of the same device");
+    LLMK_CHECK(a->recorded_.load(std::memory_order_acquire) && recorded_.load(std::memory_order_acquire), Error,
+               "Expected time marks the device has reached; await synchronize(device) before reading them");
+    return std::chrono::duration<double, std::milli>(t_ - a->t_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point t_;
+  std::atomic<bool> recorded_{false};
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual DeviceInfo info() const = 0;
+  // A fresh mark for this device's stream (not yet recorded).
+  virtual std::unique_ptr<TimeMark> time_mark() { return std::make_unique<HostTimeMark>(); }
 
   // Memory. alloc throws llmk::Error on failure; free never throws.
   virtual void* alloc(size_t bytes) = 0;
