@@ -1,7 +1,9 @@
 // Blocked, packed GEMM and a streaming GEMV, compiled once per ISA (LLMK_ISA_NS):
 // avx512 works on zmm, avx2 on ymm, the scalar build on the x86-64 baseline (SSE2
-// xmm, no FMA). All math is f32; f16/bf16 operands are widened while packing (GEMM)
-// or in registers (GEMV), and the output is rounded to the dtype once at the end.
+// xmm, no FMA). All sums are f32; f16/bf16 operands are widened while packing (GEMM)
+// or in registers (GEMV), and the output is rounded to the dtype once at the end —
+// except bf16 GEMM in the avx512 build, which multiplies bf16 pairs on VDPBF16PS
+// (microkernel_pairs), and the output is still rounded once.
 //
 // GEMM follows the GotoBLAS/BLIS loop nest. Per thread (its own block of M x N):
 //   jc: NC columns of w     -> the packed B block (KC x NC f32) lives in L2
@@ -329,12 +331,102 @@ constexpr auto kernel_table(std::integer_sequence<int, Rs...>) {
 }
 constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, MR>{});
 
+#if defined(__AVX512BF16__)
+// bf16 x bf16 on VDPBF16PS: 32 multiply-adds per instruction against 16 for an f32
+// FMA, and nothing is widened. Both operands are packed as k pairs — one dword holds
+// (v[k], v[k+1]) — so the panels hold kp = ceil(kb / 2) pair steps: B as kp x NR
+// dwords, A as kp x MR (the A pair an embedded-broadcast dword). The products are
+// exact in f32 and sum into f32 accumulators, as the f32 path does with the widened
+// values; VDPBF16PS treats bf16 subnormals as 0.
+
+// Rows (<= VL) of bf16 src (row stride ld elements, from element off), pair steps
+// j < ceil(kb / 2), into dst[j * dst_ld + i]; past kb and past `rows` reads as 0. A
+// pair is one dword, so whole 16 x 16 blocks of pairs transpose like floats (the
+// shuffles move bits; the dst_ld < VL spill is as in pack_transposed).
+void pack_pairs(const void* src, int64_t off, int64_t ld, int rows, int64_t kb, float* dst, int64_t dst_ld) {
+  const uint16_t* row[VL];
+  for (int i = 0; i < VL; ++i)
+    row[i] = i < rows ? static_cast<const uint16_t*>(src) + off + i * ld : reinterpret_cast<const uint16_t*>(kZeroRow);
+  const int64_t kp = (kb + 1) / 2, whole = kb / 2 / VL * VL;
+  for (int64_t j = 0; j < whole; j += VL) {
+    vf r[VL];
+    for (int i = 0; i < VL; ++i) r[i] = _mm512_castsi512_ps(_mm512_loadu_si512(row[i] + 2 * j));
+    transpose(r);
+    for (int c = 0; c < VL; ++c) vstore(dst + (j + c) * dst_ld, r[c]);
+  }
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t j = whole; j < kp; ++j)
+    for (int i = 0; i < std::min<int64_t>(VL, dst_ld); ++i)
+      d[j * dst_ld + i] = uint32_t(row[i][2 * j]) | (2 * j + 1 < kb ? uint32_t(row[i][2 * j + 1]) << 16 : 0u);
+}
+
+void pack_b_pairs(const MatmulParams& p, int64_t n0, int64_t nb, int64_t k0, int64_t kb, float* dst) {
+  const int64_t kp = (kb + 1) / 2;
+  for (int64_t jp = 0; jp < nb; jp += NR)
+    for (int v = 0; v < NV; ++v) {
+      const int64_t row = jp + v * VL;
+      const int rows = int(std::clamp<int64_t>(nb - row, 0, VL));
+      pack_pairs(p.w, (n0 + row) * p.K + k0, p.K, rows, kb, dst + jp * kp + v * VL, NR);
+    }
+}
+
+void pack_a_pairs(const MatmulParams& p, int64_t m0, int mr, int64_t k0, int64_t kb, float* dst) {
+  pack_pairs(p.x, m0 * p.K + k0, p.K, mr, kb, dst, MR);
+}
+
+// microkernel over kp pair steps (A and B as packed by pack_*_pairs).
+template <int R>
+void microkernel_pairs(int64_t kp, const float* A, const float* B, float* C, int64_t ldc, bool first,
+                       const float* bias, const PrefetchList* pf) {
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV * VL * 4; v += 64) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc) + v, _MM_HINT_T0);
+  const int32_t* a32 = reinterpret_cast<const int32_t*>(A);
+  vf acc[R][NV];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
+  auto step = [&](int64_t j) __attribute__((always_inline)) {
+    __m512bh b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(B + j * NR + v * VL);
+    for (int i = 0; i < R; ++i) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(a32[j * MR + i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, b[v]);
+    }
+  };
+  int64_t j = 0;
+  for (int t = 0; j + kPrefetchEvery <= kp; ++t) {
+    if (pf && t < pf->n) _mm_prefetch(pf->line[t], _MM_HINT_T1);
+    for (int u = 0; u < kPrefetchEvery; ++u, ++j) step(j);
+  }
+  for (; j < kp; ++j) step(j);
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV; ++v) {
+      float* c = C + i * ldc + v * VL;
+      const vf base = !first ? vload(c) : bias ? vload(bias + v * VL) : vzero();
+      vstore(c, base + acc[i][v]);
+    }
+}
+
+template <int... Rs>
+constexpr auto pair_kernel_table(std::integer_sequence<int, Rs...>) {
+  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool, const float*, const PrefetchList*);
+  return std::array<Fn, sizeof...(Rs)>{&microkernel_pairs<Rs + 1>...};
+}
+constexpr auto kPairKernels = pair_kernel_table(std::make_integer_sequence<int, MR>{});
+constexpr bool kHavePairs = true;
+#else
+constexpr auto kPairKernels = kKernels;  // never chosen: kHavePairs is false
+constexpr bool kHavePairs = false;
+void pack_b_pairs(const MatmulParams&, int64_t, int64_t, int64_t, int64_t, float*) {}
+void pack_a_pairs(const MatmulParams&, int64_t, int, int64_t, int64_t, float*) {}
+#endif
+using KernelTable = decltype(kKernels);
+
 // A tile of mr x nr (nr < NR at the right edge): computed whole into a local tile,
 // then only the valid columns are merged into C.
-void edge_tile(int mr, int nr, int64_t kb, const float* A, const float* B, float* C, int64_t ldc, bool first,
-               const float* bias) {
+void edge_tile(const KernelTable& kernels, int mr, int nr, int64_t kb, const float* A, const float* B, float* C,
+               int64_t ldc, bool first, const float* bias) {
   alignas(64) float t[MR * NR];
-  kKernels[mr - 1](kb, A, B, t, NR, true, nullptr, nullptr);
+  kernels[mr - 1](kb, A, B, t, NR, true, nullptr, nullptr);
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j)
       C[i * ldc + j] = (first ? (bias ? bias[j] : 0.f) : C[i * ldc + j]) + t[i * NR + j];
@@ -383,6 +475,8 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
   float* bp = s.b.get(size_t(KC) * NC);
   float* ap = s.a.get(size_t(KC) * MR + VL);
   const bool direct = p.dtype == DType::F32;  // accumulate straight into y
+  const bool pairs = kHavePairs && p.dtype == DType::BF16;
+  const KernelTable& kernels = pairs ? kPairKernels : kKernels;
   PrefetchList pf;
   const int64_t mstep = direct ? m1 - m0 : MC;
   float* cbuf = direct ? nullptr : s.c.get(size_t(MC) * NC);
@@ -395,8 +489,12 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
       const float* bias = p.bias ? p.bias + jc : nullptr;
       for (int64_t pc = 0; pc < p.K; pc += KC) {
         const int64_t kb = std::min(KC, p.K - pc);
+        const int64_t steps = pairs ? (kb + 1) / 2 : kb;  // microkernel steps (k pairs or k)
         const bool first = pc == 0;
-        pack_b(p, jc, nb, pc, kb, bp);
+        if (pairs)
+          pack_b_pairs(p, jc, nb, pc, kb, bp);
+        else
+          pack_b(p, jc, nb, pc, kb, bp);
         // The block packed after this one: next K block, else next N block.
         const bool next_k = pc + KC < p.K;
         const int64_t njc = next_k ? jc : jc + NC, npc = next_k ? pc + KC : 0;
@@ -404,17 +502,20 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
         NextBlockPrefetch prefetch(p, njc, njc < n1 ? std::min(NC, n1 - njc) : 0, npc, std::min(KC, p.K - npc), calls);
         for (int64_t ir = mc; ir < mce; ir += MR) {
           const int mr = int(std::min<int64_t>(MR, mce - ir));
-          pack_a(p, ir, mr, pc, kb, ap);
-          const auto kernel = kKernels[mr - 1];
+          if (pairs)
+            pack_a_pairs(p, ir, mr, pc, kb, ap);
+          else
+            pack_a(p, ir, mr, pc, kb, ap);
+          const auto kernel = kernels[mr - 1];
           float* crow = c0 + (ir - mc) * ldc;
           for (int64_t jr = 0; jr < nb; jr += NR) {
             const int64_t nr = std::min<int64_t>(NR, nb - jr);
             const float* bj = bias ? bias + jr : nullptr;
             if (nr == NR) {
-              prefetch.next(pf, kb);
-              kernel(kb, ap, bp + jr * kb, crow + jr, ldc, first, bj, &pf);
+              prefetch.next(pf, steps);
+              kernel(steps, ap, bp + jr * steps, crow + jr, ldc, first, bj, &pf);
             } else {
-              edge_tile(mr, int(nr), kb, ap, bp + jr * kb, crow + jr, ldc, first, bj);
+              edge_tile(kernels, mr, int(nr), steps, ap, bp + jr * steps, crow + jr, ldc, first, bj);
             }
           }
         }
