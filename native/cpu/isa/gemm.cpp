@@ -3,7 +3,7 @@
 // xmm, no FMA). All sums are f32; f16/bf16 operands are widened while packing (GEMM)
 // or in registers (GEMV), and the output is rounded to the dtype once at the end —
 // except bf16 GEMM in the avx512 build, which multiplies bf16 pairs on VDPBF16PS
-// (microkernel_pairs), and the output is still rounded once.
+// (microkernel<R, true>), and the output is still rounded once.
 //
 // GEMM follows the GotoBLAS/BLIS loop nest. Per thread (its own block of M x N):
 //   jc: NC columns of w     -> the packed B block (KC x NC f32) lives in L2
@@ -291,9 +291,11 @@ struct PrefetchList {
   int n = 0;
 };
 
-// C[R x NR] (row stride ldc) = (first ? bias or 0 : C) + A·B over kb, R <= MR rows.
-template <int R>
-void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t ldc, bool first, const float* bias,
+// C[R x NR] (row stride ldc) = (first ? bias or 0 : C) + A·B over `steps` k steps,
+// R <= MR rows. kPairs (bf16 on VDPBF16PS, below): a step is a k pair, A and B hold
+// dwords of two bf16 each.
+template <int R, bool kPairs>
+void microkernel(int64_t steps, const float* A, const float* B, float* C, int64_t ldc, bool first, const float* bias,
                  const PrefetchList* pf) {
   // The C tile was last touched a whole B block ago: start pulling it in now so the
   // read-modify-write at the end does not stall.
@@ -303,6 +305,18 @@ void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t l
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
   auto step = [&](int64_t k) __attribute__((always_inline)) {
+#if defined(__AVX512BF16__)
+    if constexpr (kPairs) {
+      const int32_t* a32 = reinterpret_cast<const int32_t*>(A);
+      __m512bh b[NV];
+      for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(B + k * NR + v * VL);
+      for (int i = 0; i < R; ++i) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32(a32[k * MR + i]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, b[v]);
+      }
+      return;
+    }
+#endif
     vf b[NV];
     for (int v = 0; v < NV; ++v) b[v] = vload(B + k * NR + v * VL);
     for (int i = 0; i < R; ++i) {
@@ -311,11 +325,11 @@ void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t l
     }
   };
   int64_t k = 0;
-  for (int j = 0; k + kPrefetchEvery <= kb; ++j) {
+  for (int j = 0; k + kPrefetchEvery <= steps; ++j) {
     if (pf && j < pf->n) _mm_prefetch(pf->line[j], _MM_HINT_T1);
     for (int u = 0; u < kPrefetchEvery; ++u, ++k) step(k);
   }
-  for (; k < kb; ++k) step(k);
+  for (; k < steps; ++k) step(k);
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < NV; ++v) {
       float* c = C + i * ldc + v * VL;
@@ -324,12 +338,12 @@ void microkernel(int64_t kb, const float* A, const float* B, float* C, int64_t l
     }
 }
 
-template <int... Rs>
+template <bool kPairs, int... Rs>
 constexpr auto kernel_table(std::integer_sequence<int, Rs...>) {
   using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool, const float*, const PrefetchList*);
-  return std::array<Fn, sizeof...(Rs)>{&microkernel<Rs + 1>...};
+  return std::array<Fn, sizeof...(Rs)>{&microkernel<Rs + 1, kPairs>...};
 }
-constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, MR>{});
+constexpr auto kKernels = kernel_table<false>(std::make_integer_sequence<int, MR>{});
 
 #if defined(__AVX512BF16__)
 // bf16 x bf16 on VDPBF16PS: 32 multiply-adds per instruction against 16 for an f32
@@ -374,44 +388,7 @@ void pack_a_pairs(const MatmulParams& p, int64_t m0, int mr, int64_t k0, int64_t
   pack_pairs(p.x, m0 * p.K + k0, p.K, mr, kb, dst, MR);
 }
 
-// microkernel over kp pair steps (A and B as packed by pack_*_pairs).
-template <int R>
-void microkernel_pairs(int64_t kp, const float* A, const float* B, float* C, int64_t ldc, bool first,
-                       const float* bias, const PrefetchList* pf) {
-  for (int i = 0; i < R; ++i)
-    for (int v = 0; v < NV * VL * 4; v += 64) _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc) + v, _MM_HINT_T0);
-  const int32_t* a32 = reinterpret_cast<const int32_t*>(A);
-  vf acc[R][NV];
-  for (int i = 0; i < R; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
-  auto step = [&](int64_t j) __attribute__((always_inline)) {
-    __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(B + j * NR + v * VL);
-    for (int i = 0; i < R; ++i) {
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(a32[j * MR + i]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, b[v]);
-    }
-  };
-  int64_t j = 0;
-  for (int t = 0; j + kPrefetchEvery <= kp; ++t) {
-    if (pf && t < pf->n) _mm_prefetch(pf->line[t], _MM_HINT_T1);
-    for (int u = 0; u < kPrefetchEvery; ++u, ++j) step(j);
-  }
-  for (; j < kp; ++j) step(j);
-  for (int i = 0; i < R; ++i)
-    for (int v = 0; v < NV; ++v) {
-      float* c = C + i * ldc + v * VL;
-      const vf base = !first ? vload(c) : bias ? vload(bias + v * VL) : vzero();
-      vstore(c, base + acc[i][v]);
-    }
-}
-
-template <int... Rs>
-constexpr auto pair_kernel_table(std::integer_sequence<int, Rs...>) {
-  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool, const float*, const PrefetchList*);
-  return std::array<Fn, sizeof...(Rs)>{&microkernel_pairs<Rs + 1>...};
-}
-constexpr auto kPairKernels = pair_kernel_table(std::make_integer_sequence<int, MR>{});
+constexpr auto kPairKernels = kernel_table<true>(std::make_integer_sequence<int, MR>{});
 constexpr bool kHavePairs = true;
 #else
 constexpr auto kPairKernels = kKernels;  // never chosen: kHavePairs is false
