@@ -11,7 +11,7 @@ import type { NativeTimeMark } from '../lib/native-types.js';
 import { renderChart } from './chart.js';
 import { machineInfo } from './machine.js';
 import { measurePeaks, measureReadGBs, type Peaks } from './peak.js';
-import type { BenchCase, BenchModule } from './types.js';
+import type { BenchCase, BenchModule, BenchRun } from './types.js';
 import { median } from './stats.js';
 
 export interface BenchOptions {
@@ -122,7 +122,7 @@ async function timeCase(c: BenchCase, quick: boolean): Promise<{ runs: number; m
   }
 }
 
-async function deviceTime(c: BenchCase, r: { run(sync: () => Promise<void>): Promise<void> }): Promise<number> {
+async function deviceTime(c: BenchCase, r: BenchRun): Promise<number> {
   const n = native();
   const start = n.markTime(c.device, true);
   let end: NativeTimeMark | undefined;

@@ -18,7 +18,7 @@ export interface BenchWork {
 export interface BenchRun {
   /**
    * Enqueue the work once, then `await sync()`: the runner's synchronize, which also
-   * closes the device-time mark opened before run (BenchTiming.deviceMs).
+   * closes the device-time mark opened before run (CaseResult.deviceMs).
    */
   run(sync: () => Promise<void>): Promise<void>;
   dispose(): void;

@@ -73,20 +73,15 @@ class CudaBackend final : public Backend {
       LLMK_CUDA_CHECK(cudaEventCreate(&ev_));
     }
     ~EventMark() override { cudaEventDestroy(ev_); }
-    void record() override {
-      LLMK_CUDA_CHECK(cudaEventRecord(ev_, st_));
-      recorded_.store(true, std::memory_order_release);
-    }
-    double ms_since(const TimeMark& earlier) const override {
-      const auto* a = dynamic_cast<const EventMark*>(&earlier);
-      LLMK_CHECK(a, TypeError, "Expected two time marks of the same device");
+
+   protected:
+    void stamp() override { LLMK_CUDA_CHECK(cudaEventRecord(ev_, st_)); }
+    double elapsed_ms(const TimeMark& earlier) const override {
       float ms = 0.f;
-      const cudaError_t e = a->recorded_.load(std::memory_order_acquire) && recorded_.load(std::memory_order_acquire)
-                                ? cudaEventElapsedTime(&ms, a->ev_, ev_)
-                                : cudaErrorNotReady;
-      if (e == cudaErrorNotReady) {
+      const cudaError_t e = cudaEventElapsedTime(&ms, static_cast<const EventMark&>(earlier).ev_, ev_);
+      if (e == cudaErrorNotReady) {  // recorded, but the GPU has not reached it yet
         cudaGetLastError();
-        fail(ErrorKind::Error, "Expected time marks the device has reached; await synchronize(device) before reading them");
+        not_reached();
       }
       LLMK_CUDA_CHECK(e);
       return ms;
@@ -95,7 +90,6 @@ class CudaBackend final : public Backend {
    private:
     cudaStream_t st_;
     cudaEvent_t ev_ = nullptr;
-    std::atomic<bool> recorded_{false};
   };
   std::unique_ptr<TimeMark> time_mark() override { return std::make_unique<EventMark>(ordinal_, stream_); }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "common/rope.h"
@@ -57,33 +58,42 @@ struct DeviceInfo {
 // stream order (after the work enqueued before it, before the work after it), so the
 // time between two marks is the device's own time for what lies between them, without
 // the JS thread's enqueue and sync. ms_since() is read once a sync has covered both
-// marks; before that it throws.
+// marks; before that it throws. A backend supplies stamp() and elapsed_ms().
 class TimeMark {
  public:
   virtual ~TimeMark() = default;
-  virtual void record() = 0;
-  virtual double ms_since(const TimeMark& earlier) const = 0;
-};
-
-// The worker's clock: right for a backend whose worker runs the ops itself (cpu, and
-// simt, which runs each kernel when it is launched).
-class HostTimeMark final : public TimeMark {
- public:
-  void record() override {
-    t_ = std::chrono::steady_clock::now();
+  void record() {
+    stamp();
     recorded_.store(true, std::memory_order_release);
   }
-  double ms_since(const TimeMark& earlier) const override {
-    const auto* a = dynamic_cast<const HostTimeMark*>(&earlier);
-    LLMK_CHECK(a, TypeError, "Expected two time marks of the same device");
-    LLMK_CHECK(a->recorded_.load(std::memory_order_acquire) && recorded_.load(std::memory_order_acquire), Error,
-               "Expected time marks the device has reached; await synchronize(device) before reading them");
-    return std::chrono::duration<double, std::milli>(t_ - a->t_).count();
+  double ms_since(const TimeMark& earlier) const {
+    LLMK_CHECK(typeid(earlier) == typeid(*this), TypeError, "Expected two time marks of the same device");
+    if (!earlier.recorded_.load(std::memory_order_acquire) || !recorded_.load(std::memory_order_acquire)) not_reached();
+    return elapsed_ms(earlier);
+  }
+
+ protected:
+  [[noreturn]] static void not_reached() {
+    fail(ErrorKind::Error, "Expected time marks the device has reached; await synchronize(device) before reading them");
+  }
+  virtual void stamp() = 0;
+  // From `earlier` (same dynamic type, both recorded) to this mark.
+  virtual double elapsed_ms(const TimeMark& earlier) const = 0;
+
+ private:
+  std::atomic<bool> recorded_{false};
+};
+
+// The worker's clock: right for a backend whose worker runs the ops itself (cpu).
+class HostTimeMark final : public TimeMark {
+ protected:
+  void stamp() override { t_ = std::chrono::steady_clock::now(); }
+  double elapsed_ms(const TimeMark& earlier) const override {
+    return std::chrono::duration<double, std::milli>(t_ - static_cast<const HostTimeMark&>(earlier).t_).count();
   }
 
  private:
   std::chrono::steady_clock::time_point t_;
-  std::atomic<bool> recorded_{false};
 };
 
 class Backend {
