@@ -86,10 +86,51 @@ __device__ __forceinline__ void load_rows(T* smem, int pitch, const T* g, int H,
   }
 }
 
-// Launches fa_mma_kernel<T, BKV, DVC, STAGES, MAXDP> (attention_fa_kernel.cuh); instantiated
+// The FlashAttention kernel's copy of rows r0 … r0 + NROWS − 1 of a sequence of `len`
+// rows (token base + j, or through `pages`), head h of a [tokens, H, D] tensor, into
+// shared memory rows DP + 8 apart, columns [0, DP), zero-filled past `len` or D. The shape is compile-time: each
+// thread copies the 16-byte chunk tid % (DP/8) of rows tid / (DP/8), + 128 / (DP/8), ...
+// so a copy is an address add and a 32×32→64 multiply (load_rows above spends a
+// runtime division and two 64-bit multiplies on each, ~60 instructions, which were
+// more issue slots than the tile's mma and ldmatrix together). Paged rows look up their
+// page per row (pages need not align with tiles).
+template <class T, int NROWS, int DP>
+__device__ __forceinline__ void load_tile(T* smem, const T* g, int H, int h, int D, int base, int r0, int len,
+                                          const int* pages = nullptr, int page_size = 1) {
+  constexpr int CH = DP / 8, RPP = 128 / CH, ITERS = (NROWS + RPP - 1) / RPP;
+  const int tid = threadIdx.x;
+  if (RPP * CH != 128 && tid >= RPP * CH) return;  // DP = 96: 120 of the 128 threads copy
+  const int rt = tid / CH, d = 8 * (tid % CH), ld = H * D;
+  const bool dok = d < D;
+  const T* gd = g + h * D + (dok ? d : 0);
+  T* s = smem + rt * (DP + 8) + d;
+  if (pages) {
+#pragma unroll
+    for (int i = 0; i < ITERS; ++i) {
+      const int r = rt + i * RPP, j = r0 + r;
+      if (NROWS % RPP != 0 && r >= NROWS) break;
+      const bool ok = dok && j < len;
+      const int jj = ok ? j : 0;
+      const long long slot = (long long)pages[jj / page_size] * page_size + jj % page_size;
+      cp_async_16_zfill(s + i * RPP * (DP + 8), gd + slot * ld, ok);
+    }
+    return;
+  }
+  const T* src = gd + (long long)(base + r0 + rt) * ld;  // a row this thread copies, then RPP rows on
+  const long long step = (long long)RPP * ld;
+#pragma unroll
+  for (int i = 0; i < ITERS; ++i, src += step) {
+    const int r = rt + i * RPP;
+    if (NROWS % RPP != 0 && r >= NROWS) break;
+    const bool ok = dok && r0 + r < len;
+    cp_async_16_zfill(s + i * RPP * (DP + 8), ok ? src : gd, ok);
+  }
+}
+
+// Launches fa_mma_kernel<T, BKV, DVC, STAGES, DP> (attention_fa_kernel.cuh); instantiated
 // once per head-dim bucket in the generated attention_fa_hdim*.cu, picked by launch_fa
 // (attention_fa_dispatch.cuh).
-template <class T, int BKV, int DVC, int STAGES, int MAXDP>
+template <class T, int BKV, int DVC, int STAGES, int DP>
 void launch_fa_mma(const FaParams& p, int B, int max_sq, cudaStream_t st);
 
 }  // namespace llmk::LLMK_DEVICE_NS::attn

@@ -2,7 +2,8 @@
 // and run `npm run gen:cuda`.
 // Picks the FlashAttention instance for a head dim (Dp = D rounded up to 16). Tile choices:
 //   Dp  16–64   BKV 64, DVC 64, 2 stages: 64-key tiles double-buffered: 45 KiB of shared memory, 32 O registers a thread
-//   Dp  80–128  BKV 64, DVC 128, 2 stages: 64-key tiles double-buffered: 85 KiB (fits 99 KiB), 64 O registers a thread
+//   Dp  80–96   BKV 64, DVC 96, 2 stages: as hdim128 at 3/4 the width (D = 80, 96 would do 1.3–1.6× the work padded to 128): 65 KiB, 48 O registers
+//   Dp 112–128  BKV 64, DVC 128, 2 stages: 64-key tiles double-buffered: 85 KiB (fits 99 KiB), 64 O registers a thread
 //   Dp 144–256  BKV 32, DVC 128, 1 stage : two 64-key stages would need 165 KiB, two 32-key ones all of the 99 KiB: one 32-key stage (66 KiB); D > 128 in two 128-dim output chunks
 #pragma once
 #include "attention_fa.cuh"
@@ -11,6 +12,8 @@ namespace llmk::LLMK_DEVICE_NS::attn {
 
 extern template void launch_fa_mma<__half, 64, 64, 2, 64>(const FaParams&, int, int, cudaStream_t);
 extern template void launch_fa_mma<__nv_bfloat16, 64, 64, 2, 64>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__half, 64, 96, 2, 96>(const FaParams&, int, int, cudaStream_t);
+extern template void launch_fa_mma<__nv_bfloat16, 64, 96, 2, 96>(const FaParams&, int, int, cudaStream_t);
 extern template void launch_fa_mma<__half, 64, 128, 2, 128>(const FaParams&, int, int, cudaStream_t);
 extern template void launch_fa_mma<__nv_bfloat16, 64, 128, 2, 128>(const FaParams&, int, int, cudaStream_t);
 extern template void launch_fa_mma<__half, 32, 128, 1, 256>(const FaParams&, int, int, cudaStream_t);
@@ -21,6 +24,10 @@ void launch_fa(FaParams p, int B, int max_sq, cudaStream_t st) {
   if (p.Dp <= 64) {
     p.chunks = (p.D + 63) / 64;
     return launch_fa_mma<T, 64, 64, 2, 64>(p, B, max_sq, st);
+  }
+  if (p.Dp <= 96) {
+    p.chunks = (p.D + 95) / 96;
+    return launch_fa_mma<T, 64, 96, 2, 96>(p, B, max_sq, st);
   }
   if (p.Dp <= 128) {
     p.chunks = (p.D + 127) / 128;

@@ -9,12 +9,15 @@
 
 namespace llmk::LLMK_DEVICE_NS::attn {
 
-// MAXDP: the largest Dp of the instance; up to 128 the warp's Q fragments (MAXDP / 4
-// registers) are loaded once from shared memory and kept in registers for every tile.
-template <class T, int BKV, int DVC, int STAGES, int MAXDP>
+// DP: the instance's head dim; smaller D run zero-padded to it (shared-memory columns
+// from D on are zeros), so every loop over the head dim has a compile-time trip count
+// and no branch: ptxas can issue the ldmatrix loads of one step ahead of the mma of the
+// previous one. Up to 128 the warp's Q fragments (DP / 4 registers) are loaded once
+// from shared memory and kept in registers for every tile.
+template <class T, int BKV, int DVC, int STAGES, int DP>
 __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
-  constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8, QK_STEPS = MAXDP / 16;
-  constexpr bool QREG = MAXDP <= 128;
+  constexpr int BQ = 64, NS = BKV / 8, NO = DVC / 8, QK_STEPS = DP / 16, pitch = DP + 8;
+  constexpr bool QREG = DP <= 128;
   uint32_t qa[QREG ? QK_STEPS : 1][4];
   const int b = blockIdx.z / p.chunks, chunk = blockIdx.z % p.chunks, h = blockIdx.y, kvh = h / (p.Hq / p.Hkv);
   int qbase, Sq, kbase, Sk, q0 = blockIdx.x * BQ;
@@ -34,7 +37,7 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     seq_bounds(p.cu_k, b, p.Sk, &kbase, &Sk);
   }
   if (q0 >= Sq) return;  // whole block
-  const int pitch = p.Dp + 8, dv0 = chunk * DVC;
+  const int dv0 = chunk * DVC;
   T* Qs = dynamic_smem<T>();
   T* Ks = Qs + BQ * pitch;
   T* Vs = Ks + STAGES * BKV * pitch;
@@ -53,20 +56,18 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) o[i][r] = 0.f;
 
-  load_rows(Qs, pitch, gq, p.Hq, h, p.D, p.Dp, qbase, q0, Sq, BQ);
-  if (ntiles) {
-    load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV, kpages, p.page_size);
-    load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, 0, Sk, BKV, kpages, p.page_size);
-  }
+  load_tile<T, BQ, DP>(Qs, gq, p.Hq, h, p.D, qbase, q0, Sq);
+  auto load_kv = [&](int stage, int j0) {
+    load_tile<T, BKV, DP>(Ks + stage * BKV * pitch, gk, p.Hkv, kvh, p.D, kbase, j0, Sk, kpages, p.page_size);
+    load_tile<T, BKV, DP>(Vs + stage * BKV * pitch, gv, p.Hkv, kvh, p.D, kbase, j0, Sk, kpages, p.page_size);
+  };
+  if (ntiles) load_kv(0, 0);
   cp_async_commit();
   const int row0 = q0 + 16 * warp + g;  // this thread's rows: row0 and row0 + 8
   for (int kt = 0; kt < ntiles; ++kt) {
     const int s = STAGES == 2 ? (kt & 1) : 0;
     if (STAGES == 2 && kt + 1 < ntiles) {
-      load_rows(Ks + (s ^ 1) * BKV * pitch, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages,
-                p.page_size);
-      load_rows(Vs + (s ^ 1) * BKV * pitch, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages,
-                p.page_size);
+      load_kv(s ^ 1, (kt + 1) * BKV);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -78,7 +79,7 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     if (QREG && kt == 0) {  // the Q tile arrived with the first K/V tile
 #pragma unroll
       for (int kq = 0; kq < (QREG ? QK_STEPS : 1); ++kq)
-        if (16 * kq < p.Dp) ldmatrix_x4(qa[kq], Qs + (16 * warp + lane % 16) * pitch + 16 * kq + 8 * (lane / 16));
+        ldmatrix_x4(qa[kq], Qs + (16 * warp + lane % 16) * pitch + 16 * kq + 8 * (lane / 16));
     }
     float sc[NS][4];
 #pragma unroll
@@ -88,7 +89,6 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
 #pragma unroll
     for (int kq = 0; kq < QK_STEPS; ++kq) {
       const int ks = 16 * kq;
-      if (ks >= p.Dp) break;
       uint32_t a[4];
       if constexpr (QREG) {
 #pragma unroll
@@ -160,7 +160,6 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
                              Mma<T>::pack(sc[2 * j + 1][2], sc[2 * j + 1][3])};
 #pragma unroll
       for (int np = 0; np < NO / 2; ++np) {
-        if (dv0 + 16 * np >= p.D) break;
         uint32_t r[4];
         ldmatrix_x4_trans(r, V + (16 * j + (lane % 8) + 8 * ((lane / 8) % 2)) * pitch + dv0 + 16 * np + 8 * (lane / 16));
         const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
@@ -170,8 +169,7 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     }
     __syncthreads();  // this stage is refilled next
     if (STAGES == 1 && kt + 1 < ntiles) {
-      load_rows(Ks, pitch, gk, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages, p.page_size);
-      load_rows(Vs, pitch, gv, p.Hkv, kvh, p.D, p.Dp, kbase, (kt + 1) * BKV, Sk, BKV, kpages, p.page_size);
+      load_kv(0, (kt + 1) * BKV);
       cp_async_commit();
     }
   }
@@ -184,13 +182,13 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
     lr[x] += __shfl_xor_sync(0xffffffffu, lr[x], 2);
   }
   T* go = static_cast<T*>(p.out);
+  const float inv[2] = {lr[0] > 0.f ? 1.f / lr[0] : 0.f, lr[1] > 0.f ? 1.f / lr[1] : 0.f};
 #pragma unroll
   for (int i = 0; i < NO; ++i)
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int row = row0 + 8 * (r >> 1), d = dv0 + 8 * i + 2 * t + (r & 1);
-      const float lx = lr[r >> 1];
-      if (row < Sq && d < p.D) go[((size_t)(qbase + row) * p.Hq + h) * p.D + d] = from_f32<T>(lx > 0.f ? o[i][r] / lx : 0.f);
+      if (row < Sq && d < p.D) go[((size_t)(qbase + row) * p.Hq + h) * p.D + d] = from_f32<T>(o[i][r] * inv[r >> 1]);
     }
   if (p.lse && chunk == 0 && t == 0) {
 #pragma unroll
@@ -206,10 +204,10 @@ __global__ void __launch_bounds__(128) fa_mma_kernel(FaParams p) {
   }
 }
 
-template <class T, int BKV, int DVC, int STAGES, int MAXDP>
+template <class T, int BKV, int DVC, int STAGES, int DP>
 void launch_fa_mma(const FaParams& p, int B, int max_sq, cudaStream_t st) {
-  const size_t smem = size_t(64 + 2 * STAGES * BKV) * size_t(p.Dp + 8) * sizeof(T);
-  auto* kernel = fa_mma_kernel<T, BKV, DVC, STAGES, MAXDP>;
+  const size_t smem = size_t(64 + 2 * STAGES * BKV) * size_t(DP + 8) * sizeof(T);
+  auto* kernel = fa_mma_kernel<T, BKV, DVC, STAGES, DP>;
   LLMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned((max_sq + 63) / 64), unsigned(p.Hq), unsigned(B * p.chunks)), block(128);
   llmk_launch(kernel, grid, block, smem, st, p);

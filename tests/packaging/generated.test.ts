@@ -23,12 +23,12 @@ describe('generated CUDA attention instances', () => {
     expect(r.status).toBe(0);
     const cuda = join(root, 'native', 'cuda');
     const instances = readdirSync(cuda).filter((f) => /^attention_fa_hdim\d+\.cu$/.test(f));
-    expect(instances.sort()).toEqual(['attention_fa_hdim128.cu', 'attention_fa_hdim256.cu', 'attention_fa_hdim64.cu']);
+    expect(instances.sort()).toEqual(['attention_fa_hdim128.cu', 'attention_fa_hdim256.cu', 'attention_fa_hdim64.cu', 'attention_fa_hdim96.cu']);
     // every instance the dispatcher names is defined in one of them
     const dispatch = readFileSync(join(cuda, 'attention_fa_dispatch.cuh'), 'utf8');
     const declared = [...dispatch.matchAll(/extern template void (launch_fa_mma<[^>]+>)/g)].map((m) => m[1]);
     const defined = instances.flatMap((f) => [...readFileSync(join(cuda, f), 'utf8').matchAll(/^template void (launch_fa_mma<[^>]+>)/gm)].map((m) => m[1]));
-    expect(declared.length).toBe(6);
+    expect(declared.length).toBe(8); // 4 buckets × f16, bf16
     expect(defined.sort()).toEqual(declared.sort());
   });
 
