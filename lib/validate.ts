@@ -43,8 +43,12 @@ export function assertSameDType(a: Tensor, an: string, b: Tensor, bn: string): v
     throw new TypeError(`Expected ${bn} to have the dtype of ${an} (${a.dtype}) but received ${b.dtype}`);
 }
 
+/** The most dims a tensor has (the native Shape holds them inline). */
+export const MAX_RANK = 8;
+
 export function assertShape(v: unknown, name: string): asserts v is number[] {
   if (!Array.isArray(v)) throw new TypeError(`Expected an array of sizes for ${name} but received ${describe(v)}`);
+  if (v.length > MAX_RANK) throw new RangeError(`Expected at most ${MAX_RANK} sizes for ${name} but received ${v.length}`);
   v.forEach((d, i) => {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0)
       throw new RangeError(`Expected non-negative integer sizes for ${name} but ${name}[${i}] is ${describe(d)}`);

@@ -81,7 +81,7 @@ Storage::~Storage() {
   g_external_delta -= int64_t(bytes);
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
+std::string shape_str(const Shape& s) {
   std::ostringstream os;
   os << '[';
   for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];

@@ -6,7 +6,7 @@
 
 namespace llmk {
 
-Stream::Stream(std::string name) : name_(std::move(name)) { th_ = std::thread([this] { run(); }); }
+Stream::Stream(std::string name) : name_(std::move(name)), ring_(256) { th_ = std::thread([this] { run(); }); }
 
 Stream::~Stream() {
   {
@@ -17,11 +17,17 @@ Stream::~Stream() {
   th_.join();
 }
 
-void Stream::enqueue(Work w) {
+void Stream::enqueue(Task w) {
   bool wake;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    q_.push_back(std::move(w));
+    if (count_ == ring_.size()) {  // full: twice the slots, the queue in order from slot 0
+      std::vector<Task> bigger(2 * ring_.size());
+      for (size_t i = 0; i < count_; ++i) bigger[i] = std::move(ring_[(head_ + i) % ring_.size()]);
+      ring_.swap(bigger);
+      head_ = 0;
+    }
+    ring_[(head_ + count_++) % ring_.size()] = std::move(w);
     queued_.fetch_add(1, std::memory_order_release);
     wake = sleeping_.load(std::memory_order_relaxed) != 0;
   }
@@ -47,10 +53,10 @@ void Stream::drain() {
 
 void Stream::run() {
   for (;;) {
-    Work w;
+    Task w;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      if (q_.empty()) {
+      if (count_ == 0) {
         // Spin briefly before sleeping: ops arrive in bursts from one JS turn.
         lk.unlock();
         for (int i = 0; i < 2000; ++i) {
@@ -61,12 +67,13 @@ void Stream::run() {
         }
         lk.lock();
         sleeping_.store(1, std::memory_order_relaxed);
-        cv_.wait(lk, [this] { return stop_ || !q_.empty(); });
+        cv_.wait(lk, [this] { return stop_ || count_ != 0; });
         sleeping_.store(0, std::memory_order_relaxed);
       }
-      if (q_.empty() && stop_) return;
-      w = std::move(q_.front());
-      q_.pop_front();
+      if (count_ == 0 && stop_) return;
+      w = std::move(ring_[head_]);
+      head_ = (head_ + 1) % ring_.size();
+      --count_;
       queued_.fetch_sub(1, std::memory_order_relaxed);
     }
     try {

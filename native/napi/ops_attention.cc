@@ -114,7 +114,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     Tensor out = make_tensor(dev, tq.shape, tq.dtype);
     Tensor lse;
     if (o.return_lse)
-      lse = make_tensor(dev, varlen ? std::vector<int64_t>{Hq, tq.dim(0)} : std::vector<int64_t>{tq.dim(0), Hq, tq.dim(1)},
+      lse = make_tensor(dev, varlen ? Shape{Hq, tq.dim(0)} : Shape{tq.dim(0), Hq, tq.dim(1)},
                         DType::F32);
     Backend* be = dev->backend.get();
     Tensor tv = v->tensor, kk = tk, qq = tq;

@@ -131,10 +131,12 @@ double parse_number(const Napi::Value& v, const char* what) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-std::vector<int64_t> parse_shape(const Napi::Value& v, const char* what) {
+Shape parse_shape(const Napi::Value& v, const char* what) {
   LLMK_CHECK(v.IsArray(), TypeError, "Expected an array of sizes for ", what);
   Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> shape;
+  LLMK_CHECK(a.Length() <= uint32_t(Shape::kMaxRank), RangeError, "Expected at most ", Shape::kMaxRank, " sizes for ",
+             what, " but received ", a.Length());
+  Shape shape;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     Napi::Value e = a.Get(i);
     LLMK_CHECK(e.IsNumber(), TypeError, "Expected integer sizes for ", what, " but element ", i, " is not a number");
@@ -160,7 +162,7 @@ void expect_dtype(const char* what, const TensorHandle* t, std::initializer_list
   fail(ErrorKind::TypeError, "Expected dtype ", names, " for ", what, " but received ", dtype_name(t->tensor.dtype));
 }
 
-Tensor make_tensor(Device* dev, std::vector<int64_t> shape, DType dtype, bool poison) {
+Tensor make_tensor(Device* dev, Shape shape, DType dtype, bool poison) {
   // Overflow-checked byte count: a shape whose size does not fit is bad input.
   unsigned __int128 n = dtype_size(dtype);
   for (int64_t d : shape) {
@@ -169,7 +171,7 @@ Tensor make_tensor(Device* dev, std::vector<int64_t> shape, DType dtype, bool po
                shape_str(shape), " of ", dtype_name(dtype), " overflows");
   }
   Tensor t;
-  t.shape = std::move(shape);
+  t.shape = shape;
   t.dtype = dtype;
   t.storage = std::make_shared<Storage>(dev->backend.get(), size_t(n));
   static const bool poison_enabled = [] {
@@ -183,8 +185,6 @@ Tensor make_tensor(Device* dev, std::vector<int64_t> shape, DType dtype, bool po
   }
   return t;
 }
-
-void enqueue(Device* dev, std::function<void()> work) { dev->stream->enqueue(std::move(work)); }
 
 Napi::Promise sync_promise(Napi::Env env, Device* dev, ResultFn result) {
   auto deferred = Napi::Promise::Deferred::New(env);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/stream.h"
 #include "llmk/tensor.h"
 
 namespace llmk::napi {
@@ -36,7 +37,7 @@ TensorHandle* unwrap(const Napi::Value& v, const char* what);
 TensorHandle* unwrap_optional(const Napi::Value& v, const char* what);  // null/undefined -> nullptr
 DType parse_dtype(const Napi::Value& v, const char* what);
 Device* parse_device(const Napi::Value& v, const char* what);
-std::vector<int64_t> parse_shape(const Napi::Value& v, const char* what);
+Shape parse_shape(const Napi::Value& v, const char* what);
 double parse_number(const Napi::Value& v, const char* what);
 void same_device(const char* what_a, const TensorHandle* a, const char* what_b, const TensorHandle* b);
 void expect_dtype(const char* what, const TensorHandle* t, std::initializer_list<DType> allowed);
@@ -44,10 +45,13 @@ void expect_dtype(const char* what, const TensorHandle* t, std::initializer_list
 // A fresh tensor on `dev` for an op to write. With LLMK_POISON=1 in the environment
 // (the test suite sets it) it is first filled with NaN (floats) or -1 (integers), so
 // an element a kernel forgets to write fails the comparison instead of passing as 0.
-Tensor make_tensor(Device* dev, std::vector<int64_t> shape, DType dtype, bool poison = true);
+Tensor make_tensor(Device* dev, Shape shape, DType dtype, bool poison = true);
 
 // Enqueue `work` on the device stream; tensors captured in `work` stay alive until it ran.
-void enqueue(Device* dev, std::function<void()> work);
+template <class F>
+void enqueue(Device* dev, F&& work) {
+  dev->stream->enqueue(Task(std::forward<F>(work)));
+}
 
 // Returns a promise settled on the JS thread once all earlier work on `dev` ran:
 // rejected with the first pending device error, else resolved with `result()`.

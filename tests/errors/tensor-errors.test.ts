@@ -14,6 +14,9 @@ describe('tensor creation errors', () => {
     expect(() => zeros([2.5])).toThrow(RangeError);
     expect(() => zeros([1e12, 1e12])).toThrow(/overflows/);
     expect(() => zeros('3' as unknown as number[])).toThrow(TypeError);
+    expect(zeros([1, 1, 1, 1, 1, 1, 1, 2]).shape).toEqual([1, 1, 1, 1, 1, 1, 1, 2]);
+    expect(() => zeros([1, 1, 1, 1, 1, 1, 1, 1, 2])).toThrow(/Expected at most 8 sizes for shape but received 9/);
+    expect(() => zeros([2]).reshape([1, 1, 1, 1, 1, 1, 1, 1, 2])).toThrow(/at most 8 sizes for shape but received 9/);
   });
   it('rejects bad dtypes, data and devices', () => {
     expect(() => zeros([2], { dtype: 'f64' as never })).toThrow(/Expected one of f32, f16, bf16, i8, i32 for opts.dtype but received 'f64'/);
@@ -33,6 +36,7 @@ describe('tensor creation errors', () => {
     const n = nativeForTests();
     expect(() => n.fromBuffer(new Float32Array(2), 'f32', [3], 'f32', 'cpu')).toThrow(/Expected 3 elements/);
     expect(() => n.full([-1], 'f32', 'cpu', 0)).toThrow(RangeError);
+    expect(() => n.full(new Array(9).fill(1), 'f32', 'cpu', 0)).toThrow(/Expected at most 8 sizes for shape but received 9/);
     expect(() => n.binary('add', {} as never, {} as never)).toThrow(/Expected a Tensor for a/);
     expect(() => n.matmul(zeros([2, 3]).handle, zeros([4, 5]).handle, null)).toThrow(/Expected w of shape \[N, 3\]/);
     expect(() => n.full([2], 'f32', 'nope', 0)).toThrow(/Unknown or unavailable device 'nope'/);

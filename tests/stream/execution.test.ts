@@ -66,6 +66,36 @@ describe.each(DEVICES)('stream semantics on %s', (device) => {
     z.dispose();
   });
 
+  it('a long burst of queued ops (past the first 256 queue slots, so the queue grows mid-burst) runs in order', async () => {
+    // 1500 chained adds, each reading the previous result, enqueued in one JS turn
+    // with every intermediate disposed at once: out = x + 1500 · one only if every op
+    // ran, in order, with its inputs alive.
+    // 100 ops run first, so the queue's ring does not start at slot 0 when it grows; a
+    // matmul then keeps the worker busy while the burst is enqueued (~4 µs an op).
+    const warm = tensor(new Float32Array(4).fill(1), [4], { device });
+    for (let i = 0; i < 100; i++) add(warm, warm).dispose();
+    await synchronize(device);
+    warm.dispose();
+    const [M, K] = device === 'cpu' ? [2048, 1024] : [128, 128];
+    const wa = tensor(randn(M * K, 22), [M, K], { device }), wb = tensor(randn(K * K, 23), [K, K], { device });
+    const blocker = matmul(wa, wb);
+    const xd = randn(37, 21);
+    const one = tensor(new Float32Array(37).fill(1), [37], { device });
+    let y = tensor(xd, [37], { device });
+    for (let i = 0; i < 1500; i++) {
+      const z = add(y, one);
+      y.dispose();
+      y = z;
+    }
+    const out = await y.toArray();
+    for (let i = 0; i < 37; i++) {
+      let r = Math.fround(xd[i]);
+      for (let k = 0; k < 1500; k++) r = Math.fround(r + 1);
+      expect(out[i]).toBe(r);
+    }
+    for (const t of [y, one, wa, wb, blocker]) t.dispose();
+  });
+
   it('memory() counts handles up and back down after dispose', async () => {
     await synchronize(device);
     const before = memory();
