@@ -6,7 +6,7 @@
 
 namespace llmk {
 
-Stream::Stream(std::string name) : name_(std::move(name)), ring_(256) { th_ = std::thread([this] { run(); }); }
+Stream::Stream(std::string name) : name_(std::move(name)), ring_(kSlots) { th_ = std::thread([this] { run(); }); }
 
 Stream::~Stream() {
   {
@@ -73,7 +73,10 @@ void Stream::run() {
       if (count_ == 0 && stop_) return;
       w = std::move(ring_[head_]);
       head_ = (head_ + 1) % ring_.size();
-      --count_;
+      if (--count_ == 0 && ring_.size() > kSlots) {  // a burst grew the ring: give it back
+        std::vector<Task>(kSlots).swap(ring_);
+        head_ = 0;
+      }
       queued_.fetch_sub(1, std::memory_order_relaxed);
     }
     try {

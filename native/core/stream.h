@@ -107,8 +107,10 @@ class Stream {
   std::string name_;
   std::mutex mu_;
   std::condition_variable cv_;
-  // A ring of task slots (head_ the next to run, count_ queued), doubled when full:
-  // slots are reused, so a steady stream of ops allocates nothing.
+  // A ring of task slots (head_ the next to run, count_ queued), doubled when full and
+  // back to kSlots once drained: slots are reused, so a steady stream of ops allocates
+  // nothing, and a burst queued behind a long op does not hold its memory for good.
+  static constexpr size_t kSlots = 256;
   std::vector<Task> ring_;
   size_t head_ = 0, count_ = 0;
   std::atomic<int> sleeping_{0};
