@@ -51,11 +51,9 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
 };
 
-// A tensor's sizes, held inline. Every queued op copies its Tensors into its closure
-// and the worker thread destroys them: as a std::vector each copy was a malloc on the
-// JS thread and a free on the worker, and glibc's arena lock, taken for every such
-// cross-thread free, was ~45% of a tiny op's enqueue cost (perf; jemalloc preloaded
-// ran the same loop 1.8× faster).
+// A tensor's sizes, held inline: every queued op copies its Tensors into its closure
+// and the worker destroys them there, and a std::vector's block would be a malloc on
+// the JS thread freed on the worker (why that is slow: Task in core/stream.h).
 class Shape {
  public:
   static constexpr int kMaxRank = 8;
