@@ -88,12 +88,13 @@ __device__ __forceinline__ void load_rows(T* smem, int pitch, const T* g, int H,
 
 // The FlashAttention kernel's copy of rows r0 … r0 + NROWS − 1 of a sequence of `len`
 // rows (token base + j, or through `pages`), head h of a [tokens, H, D] tensor, into
-// shared memory rows DP + 8 apart, columns [0, DP), zero-filled past `len` or D. The shape is compile-time: each
-// thread copies the 16-byte chunk tid % (DP/8) of rows tid / (DP/8), + 128 / (DP/8), ...
-// so a copy is an address add and a 32×32→64 multiply (load_rows above spends a
-// runtime division and two 64-bit multiplies on each, ~60 instructions, which were
-// more issue slots than the tile's mma and ldmatrix together). Paged rows look up their
-// page per row (pages need not align with tiles).
+// shared memory rows DP + 8 apart, columns [0, DP), zero-filled past `len` or D. The
+// shape is compile-time: each thread copies the 16-byte chunk tid % (DP/8) of rows
+// tid / (DP/8), + 128 / (DP/8), ... (load_rows above spends a runtime division and two
+// 64-bit multiplies on each copy, ~35 PTX instructions, which were more issue slots
+// than the tile's mma and ldmatrix together). Paged rows look up their page per row
+// (pages need not align with tiles); dense rows step one pointer, ~8 PTX a copy — one
+// loop for both kept a 64-bit multiply and a branch in every copy (PTX).
 template <class T, int NROWS, int DP>
 __device__ __forceinline__ void load_tile(T* smem, const T* g, int H, int h, int D, int base, int r0, int len,
                                           const int* pages = nullptr, int page_size = 1) {
