@@ -401,10 +401,10 @@ void attention_naive(const Tensor& q, const Tensor& k, const Tensor& v, const At
   const size_t es = dtype_size(q.dtype);
   const int dt = dtype_code(q.dtype);
   auto* kernel = by_isa(isa_avx512::attend_rows_naive, isa_avx2::attend_rows_naive, isa_scalar::attend_rows_naive);
-  // Scores [Sk, Sq] (rows padded to 16), K and V, Q rows, Q transposed, O rows, m, l,
-  // ones, key limits.
-  const int64_t dp = (D + 15) / 16 * 16, mp = (Sq + 15) / 16 * 16;
-  const int64_t kernel_floats = (Sk * mp + 2 * Sk * dp + 2 * Sq * dp + dp * mp + 4 * mp + 16) / 16 * 16;
+  // Scores [Sk, Sq], K and V, Q rows, Q transposed, O rows, m, l, ones, key limits
+  // (strides as attend_rows_naive gives them: attn_walk_stride).
+  const int64_t dp = (D + 15) / 16 * 16, mp = attn_walk_stride(Sq), ts = attn_walk_stride(D);
+  const int64_t kernel_floats = (Sk * mp + 2 * Sk * ts + 2 * Sq * dp + dp * mp + 4 * mp + 16) / 16 * 16;
   const int64_t row_bytes = int64_t(Hkv) * D * int64_t(es);
   run_tasks(B * Hq, kernel_floats + 6 * Sq, [&](int64_t ti, float* scratch) {
     const int64_t b = ti / Hq, h = ti % Hq, kvh = h / G;

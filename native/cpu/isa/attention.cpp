@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "cpu/attention.h"
 #include "cpu/isa/convert_simd.h"
@@ -93,29 +94,48 @@ inline void pv_block(const float* p, size_t rs, size_t js, const float* alpha, c
     for (int c = 0; c < C; ++c) st(o + size_t(r) * dp + d0 + c * W, acc[r][c]);
 }
 
-template <int R>
-inline void pv_rows(const float* p, size_t rs, size_t js, const float* alpha, const float* v, size_t vs, int n, int dp,
-                    float* o) {
-  int d0 = 0;
-  for (; d0 + kC * W <= dp; d0 += kC * W) pv_block<R, kC>(p, rs, js, alpha, v, vs, n, dp, d0, o);
-  for (; d0 < dp; d0 += W) pv_block<R, 1>(p, rs, js, alpha, v, vs, n, dp, d0, o);
-}
-// All M rows of O (R = 4 blocks, then single rows).
-inline void pv_all(const float* p, size_t rs, size_t js, const float* alpha, const float* v, size_t vs, int n, int dp,
-                   int M, float* o) {
+// Calls f(integral_constant<R>, r) for the register blocks of M rows: on W = 8, 6-row
+// blocks (12 accumulators), as many as leave a multiple of 4 rows after them where
+// that takes at most two fewer (M = 128: 20 × 6 + 2 × 4); then 4-row blocks, then
+// single rows.
+template <class F>
+inline void for_row_blocks(int M, F&& f) {
   int r = 0;
   if constexpr (W == 8) {
-    // 6-row blocks (12 accumulators), as many as leave a multiple of 4 rows after them
-    // where that takes at most two fewer (M = 128: 20 × 6 + 2 × 4).
     int n6 = M / 6;
     for (int i = 0; i < 2 && n6 > 0 && (M - 6 * n6) % 4 != 0; ++i) --n6;
-    for (; r < 6 * n6; r += 6) pv_rows<6>(p + size_t(r) * rs, rs, js, alpha + r, v, vs, n, dp, o + size_t(r) * dp);
+    for (; r < 6 * n6; r += 6) f(std::integral_constant<int, 6>{}, r);
   }
-  for (; r + 4 <= M; r += 4) pv_rows<4>(p + size_t(r) * rs, rs, js, alpha + r, v, vs, n, dp, o + size_t(r) * dp);
-  for (; r < M; ++r) pv_rows<1>(p + size_t(r) * rs, rs, js, alpha + r, v, vs, n, dp, o + size_t(r) * dp);
+  for (; r + 4 <= M; r += 4) f(std::integral_constant<int, 4>{}, r);
+  for (; r < M; ++r) f(std::integral_constant<int, 1>{}, r);
+}
+// f(integral_constant<C>, d0) for the column blocks of dp: kC vectors wide, then one.
+template <class F>
+inline void for_column_blocks(int dp, F&& f) {
+  int d0 = 0;
+  for (; d0 + kC * W <= dp; d0 += kC * W) f(std::integral_constant<int, kC>{}, d0);
+  for (; d0 < dp; d0 += W) f(std::integral_constant<int, 1>{}, d0);
+}
+// All M rows of O. For one tile (n ≤ kBc keys) the column blocks go outside: one
+// column block's slice of V (n lines) stays in L1 while every row block's P streams
+// past it, where rows outside streamed the whole V tile from L2 once per row block
+// (M = 128, D = 128: 22 tiles' worth of V against 8 of P; Zen 3, one thread, S = 2048
+// f16 flash prefill 3-6% faster). For the whole key range of the naive kernel P is
+// megabytes, so there the rows stay outside.
+inline void pv_all(const float* p, size_t rs, size_t js, const float* alpha, const float* v, size_t vs, int n, int dp,
+                   int M, float* o) {
+  const auto block = [&](auto R, int r, auto C, int d0) {
+    pv_block<decltype(R)::value, decltype(C)::value>(p + size_t(r) * rs, rs, js, alpha + r, v, vs, n, dp, d0,
+                                                     o + size_t(r) * dp);
+  };
+  if (n <= kBc)
+    for_column_blocks(dp, [&](auto C, int d0) { for_row_blocks(M, [&](auto R, int r) { block(R, r, C, d0); }); });
+  else
+    for_row_blocks(M, [&](auto R, int r) { for_column_blocks(dp, [&](auto C, int d0) { block(R, r, C, d0); }); });
 }
 
-// Loads token rows [j0, j0 + n) of one kv head as f32, [n][dp] (the padding is zero).
+// Loads token rows [j0, j0 + n) of one kv head as f32, rows ld floats apart (columns
+// D to ld zero).
 // Successive rows lie Hkv·D elements apart, which the hardware prefetcher does not
 // follow: rows kPrefetch ahead (below `limit`) are prefetched.
 constexpr int kPrefetch = 8;
@@ -124,13 +144,13 @@ inline void prefetch_row(const KvRows& src, int64_t j, int64_t limit, int row_by
   const char* p = src.row(j);
   for (int b = 0; b < row_bytes; b += 64) __builtin_prefetch(p + b);
 }
-inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, int dp, float* dst, int64_t limit) {
+inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, int ld, float* dst, int64_t limit) {
   const int es = dtype == 0 ? 4 : 2;
   for (int j = 0; j < n; ++j) {
     prefetch_row(src, j0 + j + kPrefetch, limit, D * es);
-    float* row = dst + size_t(j) * dp;
+    float* row = dst + size_t(j) * ld;
     load_f32_n(dtype, src.row(j0 + j), row, D);
-    for (int d = D; d < dp; ++d) row[d] = 0;
+    for (int d = D; d < ld; ++d) row[d] = 0;
   }
 }
 
@@ -784,13 +804,16 @@ void attend_decode_t(const AttnRowsJob& a, float* scratch) {
 template <bool Bf16>
 void attend_rows_t(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
-  const size_t ldq = size_t(nv) * W;
+  // Strides of QT and ST (ldq) and of the f32 K/V tiles (ts): attn_walk_stride. The
+  // bf16 kernels keep dense ones (untimed: no AVX512-BF16 machine since the change).
+  const size_t ldq = Bf16 ? size_t(nv) * W : size_t(attn_walk_stride(nv * W));
+  const int ts = Bf16 ? dp : int(attn_walk_stride(D));
   Carve c{scratch};  // layout: attn_scratch_floats
   float* Q = c.take(size_t(M) * dp);
   float* QT = c.take(size_t(dp) * ldq);
   float* O = c.take(size_t(M) * dp);
-  float* K = c.take(size_t(kBc) * dp);
-  float* V = c.take(size_t(kBc) * dp);
+  float* K = c.take(size_t(kBc) * ts);
+  float* V = c.take(size_t(kBc) * ts);
   float* ST = c.take(size_t(kBc) * ldq);
   float* m = c.take(ldq);
   float* l = c.take(ldq);
@@ -816,9 +839,9 @@ void attend_rows_t(const AttnRowsJob& a, float* scratch) {
     } else
 #endif
     {
-      load_tile(a.dtype, a.k, j0, n, D, dp, K, k_end);
-      load_tile(a.dtype, a.v, j0, n, D, dp, V, k_end);
-      qkt_block(QT, ldq, K, dp, D, n, nv, ST);
+      load_tile(a.dtype, a.k, j0, n, D, ts, K, k_end);
+      load_tile(a.dtype, a.v, j0, n, D, ts, V, k_end);
+      qkt_block(QT, ldq, K, ts, D, n, nv, ST);
     }
     // Masking only where the tile crosses some row's limit (boundary tiles).
     const bool boundary = j0 + n - 1 > lim_min;
@@ -847,7 +870,7 @@ void attend_rows_t(const AttnRowsJob& a, float* scratch) {
     if constexpr (Bf16) pv_all_bf16(reinterpret_cast<const uint32_t*>(ST), ldq, alpha, reinterpret_cast<const uint32_t*>(V), (n + 1) / 2, dp, M, O);
     else
 #endif
-      pv_all(ST, 1, ldq, alpha, V, dp, n, dp, M, O);
+      pv_all(ST, 1, ldq, alpha, V, ts, n, dp, M, O);
   }
   finish_rows(a, dp, O, m, l);
 }
@@ -861,12 +884,13 @@ void attend_rows_t(const AttnRowsJob& a, float* scratch) {
 template <bool Bf16>
 void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
-  const size_t ldq = size_t(nv) * W;
+  const size_t ldq = Bf16 ? size_t(nv) * W : size_t(attn_walk_stride(nv * W));  // as attend_rows_t's
+  const int ts = Bf16 ? dp : int(attn_walk_stride(D));
   const int Sk = int(a.k_end);
   Carve c{scratch};  // layout: attention_naive (cpu/attention.cpp)
   float* ST = c.take(size_t(Sk) * ldq);
-  float* K = c.take(size_t(Sk) * dp);
-  float* V = c.take(size_t(Sk) * dp);
+  float* K = c.take(size_t(Sk) * ts);
+  float* V = c.take(size_t(Sk) * ts);
   float* Q = c.take(size_t(M) * dp);
   float* QT = c.take(size_t(dp) * ldq);
   float* O = c.take(size_t(M) * dp);
@@ -886,10 +910,10 @@ void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
   } else
 #endif
   {
-    load_tile(a.dtype, a.k, 0, Sk, D, dp, K, Sk);
-    load_tile(a.dtype, a.v, 0, Sk, D, dp, V, Sk);
+    load_tile(a.dtype, a.k, 0, Sk, D, ts, K, Sk);
+    load_tile(a.dtype, a.v, 0, Sk, D, ts, V, Sk);
     transpose_q(Q, M, dp, D, QT, ldq, m, l);
-    qkt_block(QT, ldq, K, dp, D, Sk, nv, ST);
+    qkt_block(QT, ldq, K, ts, D, Sk, nv, ST);
   }
   key_limits(a, M, 0, Sk, ldq, lim);
   for (size_t r = 0; r < ldq; ++r) ones[r] = 1;
@@ -937,7 +961,7 @@ void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
       for (int d = 0; d < D; ++d) O[size_t(r) * dp + d] *= l[r];
   } else
 #endif
-    pv_all(ST, 1, ldq, ones, V, dp, Sk, dp, M, O);
+    pv_all(ST, 1, ldq, ones, V, ts, Sk, dp, M, O);
   for (int r = 0; r < M; ++r) store_f32_n(a.out_dtype, O + size_t(r) * dp, a.out[r], D);
 }
 
