@@ -135,7 +135,7 @@ inline void pv_all(const float* p, size_t rs, size_t js, const float* alpha, con
 }
 
 // Loads token rows [j0, j0 + n) of one kv head as f32, rows ld floats apart (columns
-// D to ld zero).
+// D to the next multiple of W zero: what the kernels read).
 // Successive rows lie Hkv·D elements apart, which the hardware prefetcher does not
 // follow: rows kPrefetch ahead (below `limit`) are prefetched.
 constexpr int kPrefetch = 8;
@@ -150,7 +150,7 @@ inline void load_tile(int dtype, const KvRows& src, int64_t j0, int n, int D, in
     prefetch_row(src, j0 + j + kPrefetch, limit, D * es);
     float* row = dst + size_t(j) * ld;
     load_f32_n(dtype, src.row(j0 + j), row, D);
-    for (int d = D; d < ld; ++d) row[d] = 0;
+    for (int d = D; d < (D + W - 1) / W * W; ++d) row[d] = 0;
   }
 }
 
@@ -800,14 +800,24 @@ void attend_decode_t(const AttnRowsJob& a, float* scratch) {
   else attend_decode_r<DT, 1>(a, scratch);
 }
 
+// Row strides of the prefill kernels' scratch for nv row vectors and head dim D: ldq
+// for QT and ST, ts for the K/V tiles, both attn_walk_stride for the f32 kernels. The
+// bf16 kernels keep dense ones (untimed: no AVX512-BF16 machine since the change).
+struct TileStrides {
+  size_t ldq;
+  int ts;
+};
+template <bool Bf16>
+inline TileStrides tile_strides(int nv, int D) {
+  if constexpr (Bf16) return {size_t(nv) * W, (D + W - 1) / W * W};
+  return {size_t(attn_walk_stride(int64_t(nv) * W)), int(attn_walk_stride(D))};
+}
+
 // Bf16 (AVX512-BF16 builds only): the VDPBF16PS products above, with bf16 inputs.
 template <bool Bf16>
 void attend_rows_t(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
-  // Strides of QT and ST (ldq) and of the f32 K/V tiles (ts): attn_walk_stride. The
-  // bf16 kernels keep dense ones (untimed: no AVX512-BF16 machine since the change).
-  const size_t ldq = Bf16 ? size_t(nv) * W : size_t(attn_walk_stride(nv * W));
-  const int ts = Bf16 ? dp : int(attn_walk_stride(D));
+  const auto [ldq, ts] = tile_strides<Bf16>(nv, D);
   Carve c{scratch};  // layout: attn_scratch_floats
   float* Q = c.take(size_t(M) * dp);
   float* QT = c.take(size_t(dp) * ldq);
@@ -884,8 +894,7 @@ void attend_rows_t(const AttnRowsJob& a, float* scratch) {
 template <bool Bf16>
 void attend_rows_naive_t(const AttnRowsJob& a, float* scratch) {
   const int M = a.rows, D = a.D, dp = (D + W - 1) / W * W, nv = (M + W - 1) / W;
-  const size_t ldq = Bf16 ? size_t(nv) * W : size_t(attn_walk_stride(nv * W));  // as attend_rows_t's
-  const int ts = Bf16 ? dp : int(attn_walk_stride(D));
+  const auto [ldq, ts] = tile_strides<Bf16>(nv, D);
   const int Sk = int(a.k_end);
   Carve c{scratch};  // layout: attention_naive (cpu/attention.cpp)
   float* ST = c.take(size_t(Sk) * ldq);
