@@ -55,6 +55,9 @@ describe.each(DEVICES)('sparse24 on %s', (device) => {
       [5, 64, 33],
       [64, 64, 33],
       [3, 256, 130],
+      // G = 31 groups: 3 steps of 8 groups, one of 4, 3 scalar ones (every SIMD tail)
+      [2, 124, 17],
+      [7, 124, 5],
     ])('matmul M=%i K=%i N=%i equals the dense product of the pruned weight', async (M, K, N) => {
       const { wp, dense } = await pruned(device, dtype, N, K, 10 + M + K + N);
       const w24 = await sparse24.compress(wp);
