@@ -1,9 +1,10 @@
 // Regenerates the measured part of the README's "Performance" section (between the
 // `<!-- performance:begin -->` and `<!-- performance:end -->` markers) from the saved
-// results: bench/results/cpu.json (npm run bench), cuda-0.json (npm run test:gpu, on a
+// results: bench/results/cpu.json (npm run bench; cpu-<name>.json: the same from another
+// CPU, a run's cpu.json saved under that name), cuda-0.json (npm run test:gpu, on a
 // GPU machine), decode.json (bench/decode.ts) and peers.json (npm run bench:peers). Nothing in that part is typed by hand.
 //   npx tsx bench/readme.ts
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CheckRow, PeerRow } from './types.js';
@@ -63,9 +64,14 @@ const machineLine = (m: Machine, p: Peaks) =>
 
 export function performanceSection(results: string): string {
   const out: string[] = [];
-  const cpu = read<{ machine: Machine; peaks: Peaks; results: OpRow[] }>(join(results, 'cpu.json'));
-  if (cpu) {
-    out.push(`### Kernels (\`npm run bench\`)`, '', `${machineLine(cpu.machine, cpu.peaks)}.`, '');
+  // cpu.json: this repository's reference machine (with the chart); cpu-<name>.json: the
+  // same bench from another CPU (a run's cpu.json saved under that name), one table each.
+  const cpuFiles = ['cpu.json', ...readdirSync(results).filter((f) => /^cpu-[\w.-]+\.json$/.test(f)).sort()];
+  for (const file of cpuFiles) {
+    const cpu = read<{ machine: Machine; peaks: Peaks; results: OpRow[] }>(join(results, file));
+    if (!cpu) continue;
+    const main = file === 'cpu.json';
+    out.push(`### Kernels (\`npm run bench\`)${main ? '' : `, ${cpu.machine.isa}`}`, '', `${machineLine(cpu.machine, cpu.peaks)}.`, '');
     out.push(
       'Memory-bound rows are taken against the higher of the start-up read probe and one run right after the case ' +
         '(the read bandwidth of this shared VM drifts by up to 1.7× within minutes).',
@@ -77,7 +83,7 @@ export function performanceSection(results: string): string {
         `| ${r.name} | ${ms(r.medianMs)}${r.unit && r.usPerCall !== undefined ? ` (${ms(r.usPerCall * 1e-3)} per call)` : ''} | ${r.unit ? `${r.rate.toFixed(1)} ${r.unit}` : r.usPerCall !== undefined ? `${r.usPerCall.toFixed(2)} µs per op` : ''} | ` +
           `${r.pctOfPeak === null ? '' : `${r.pctOfPeak.toFixed(0)}%`}${r.readGBsNear && r.pctOfPeak !== null ? ` (read probe after it: ${r.readGBsNear.toFixed(1)} GB/s)` : ''} | ${r.speedup ? `${r.speedup.toFixed(2)}× ${r.baseline}` : ''} |`,
       );
-    out.push('', '![% of measured peak](bench/results/chart.svg)', '');
+    out.push('', ...(main ? ['![% of measured peak](bench/results/chart.svg)', ''] : []));
   }
   const gpu = read<{ machine: Machine & { gpu: string }; gpuCeilings: GpuCeilings; provenance: string[]; results: OpRow[] }>(
     join(results, 'cuda-0.json'),
