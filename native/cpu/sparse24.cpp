@@ -2,6 +2,7 @@
 // loops: load-time work) and the sparse matmul dispatched to the per-ISA kernel in
 // isa/sparse24_gemm.cpp.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -17,11 +18,21 @@ namespace llmk::cpu {
   namespace NS {                                                                                            \
   void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void* values, const int32_t* meta, \
                      int64_t n0, int64_t n1, int64_t N, float* y);                                          \
+  int64_t sparse24_xt_rows(int64_t M);                                                                      \
+  void sparse24_pack_xt(const float* x, int64_t M, int64_t K, int64_t mb, int64_t b, float* xt);           \
+  void sparse24_gemm_xt(const float* xt, int64_t M, int64_t K, int vdtype, const void* values,              \
+                        const int32_t* meta, int64_t n0, int64_t n1, float* yt);                            \
   }
 LLMK_DECLARE_SPARSE24(isa_scalar)
 LLMK_DECLARE_SPARSE24(isa_avx2)
 LLMK_DECLARE_SPARSE24(isa_avx512)
 #undef LLMK_DECLARE_SPARSE24
+
+// x rows at or below this take the dot form (weights streamed once, indices decoded in
+// registers); above, the blocked form with half a dense GEMM's FMAs. Zen 3 (AVX2), 4096²
+// f16, ms dot/blocked: M=2 1.9/4.6, M=4 3.1/6.0, M=6 5.0/4.9, M=8 6.2/4.9 (the blocked
+// form pads M to 16 there). The AVX-512 crossover is unmeasured (its blocks pad to 32).
+constexpr int64_t kSparseDotMaxRows = 6;
 
 void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) {
   const int64_t N = w.dim(0), K = w.dim(1);
@@ -111,16 +122,58 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
     for (int64_t i = 0; i < M * K; ++i) xf[i] = load_f32(x.raw(), x.dtype, i);
     xp = xf.data();
   }
-  std::vector<float> yf(size_t(M * N));
   const int vd = values.dtype == DType::F32 ? 0 : values.dtype == DType::F16 ? 1 : 2;
-  auto* kernel = isa() == Isa::Avx512 ? isa_avx512::sparse24_gemm : isa() == Isa::Avx2 ? isa_avx2::sparse24_gemm
-                                                                                      : isa_scalar::sparse24_gemm;
-  cpu_pool().parallel_for(N, 8, [&](int64_t b, int64_t e) {
-    kernel(xp, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, N, yf.data());
+  const float* bf = nullptr;
+  std::vector<float> bias_f32;
+  if (bias) {
+    bias_f32.resize(size_t(N));
+    for (int64_t n = 0; n < N; ++n) bias_f32[n] = load_f32(bias->raw(), bias->dtype, n);
+    bf = bias_f32.data();
+  }
+  if (M <= kSparseDotMaxRows) {
+    // Few rows (decode): each weight row streamed once against all x rows (dot form).
+    auto* kernel = isa() == Isa::Avx512 ? isa_avx512::sparse24_gemm : isa() == Isa::Avx2 ? isa_avx2::sparse24_gemm
+                                                                                        : isa_scalar::sparse24_gemm;
+    std::vector<float> yf(size_t(M * N));
+    cpu_pool().parallel_for(N, 8, [&](int64_t b, int64_t e) {
+      kernel(xp, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, N, yf.data());
+    });
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) store_f32(y.raw(), y.dtype, m * N + n, yf[m * N + n] + (bf ? bf[n] : 0.f));
+    return;
+  }
+  // Many rows: x packed transposed in blocks, the product formed as yT (isa/sparse24_gemm.cpp).
+  const Isa is = isa();
+  const int64_t MB = is == Isa::Avx512 ? isa_avx512::sparse24_xt_rows(M)
+                     : is == Isa::Avx2 ? isa_avx2::sparse24_xt_rows(M)
+                                       : isa_scalar::sparse24_xt_rows(M);
+  const int64_t mblocks = (M + MB - 1) / MB, Mp = mblocks * MB;
+  // 64-byte aligned: an xT row (MB floats, 64-256 bytes) then spans whole cache lines; at
+  // malloc's 16-byte alignment half the microkernel's x loads split a line (one thread,
+  // M=256, 4096² on Zen 3: 106 -> 86 ms).
+  std::vector<float> xt_buf(size_t(Mp * K) + 16), yt_buf(size_t(N * Mp) + 16);
+  const auto align64 = [](std::vector<float>& b) {
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b.data()) + 63) & ~uintptr_t(63));
+  };
+  float* const xt = align64(xt_buf);
+  float* const yt = align64(yt_buf);
+  cpu_pool().parallel_for(mblocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float* dst = xt + i * K * MB;
+      is == Isa::Avx512 ? isa_avx512::sparse24_pack_xt(xp, M, K, MB, i, dst)
+      : is == Isa::Avx2 ? isa_avx2::sparse24_pack_xt(xp, M, K, MB, i, dst)
+                        : isa_scalar::sparse24_pack_xt(xp, M, K, MB, i, dst);
+    }
   });
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n)
-      store_f32(y.raw(), y.dtype, m * N + n, yf[m * N + n] + (bias ? load_f32(bias->raw(), bias->dtype, n) : 0.f));
+  auto* kernel = is == Isa::Avx512 ? isa_avx512::sparse24_gemm_xt : is == Isa::Avx2 ? isa_avx2::sparse24_gemm_xt
+                                                                                   : isa_scalar::sparse24_gemm_xt;
+  cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
+    kernel(xt, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, yt);
+  });
+  cpu_pool().parallel_for(M, 4, [&](int64_t b, int64_t e) {
+    for (int64_t m = b; m < e; ++m)
+      for (int64_t n = 0; n < N; ++n) store_f32(y.raw(), y.dtype, m * N + n, yt[n * Mp + m] + (bf ? bf[n] : 0.f));
+  });
 }
 
 }  // namespace llmk::cpu

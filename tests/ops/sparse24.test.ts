@@ -58,6 +58,12 @@ describe.each(DEVICES)('sparse24 on %s', (device) => {
       // G = 31 groups: 3 steps of 8 groups, one of 4, 3 scalar ones (every SIMD tail)
       [2, 124, 17],
       [7, 124, 5],
+      // M > 8: the blocked form, x blocks of 2 or 4 vectors by M and ISA. K across k blocks
+      // with a tail that is not a whole metadata word; N past one row block with a short
+      // microkernel tail; M padded up to the x block
+      [9, 300, 97],
+      [20, 96, 40],
+      [70, 196, 7],
     ])('matmul M=%i K=%i N=%i equals the dense product of the pruned weight', async (M, K, N) => {
       const { wp, dense } = await pruned(device, dtype, N, K, 10 + M + K + N);
       const w24 = await sparse24.compress(wp);
@@ -77,12 +83,12 @@ describe.each(DEVICES)('sparse24 on %s', (device) => {
 });
 
 describe('sparse24 on cpu: large shapes and every ISA path', () => {
-  it.each(['avx512', 'avx2', 'scalar'] as const)('%s: M ∈ {1, 8, 256} × K=4096 × N ∈ {1, 33, 1024} (f16)', async (isa) => {
+  it.each(['avx512', 'avx2', 'scalar'] as const)('%s: (M, N) ∈ {(1, 1024), (8, 33), (33, 200), (256, 1)}, K=4096 (f16)', async (isa) => {
     const n = nativeForTests();
     const prev = n.devices().find((d) => d.name === 'cpu')!.detail;
     n.setCpuIsa(isa);
     try {
-      for (const [M, N] of [[1, 1024], [8, 33], [256, 1]]) {
+      for (const [M, N] of [[1, 1024], [8, 33], [33, 200], [256, 1]]) {
         const K = 4096;
         const { wp, dense } = await pruned('cpu', 'f16', N, K, 30 + M + N);
         const w24 = await sparse24.compress(wp);
