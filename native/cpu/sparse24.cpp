@@ -28,6 +28,27 @@ LLMK_DECLARE_SPARSE24(isa_avx2)
 LLMK_DECLARE_SPARSE24(isa_avx512)
 #undef LLMK_DECLARE_SPARSE24
 
+namespace {
+// The per-ISA kernels of the ISA in use.
+struct Sparse24Kernels {
+  decltype(&isa_scalar::sparse24_gemm) dot;
+  decltype(&isa_scalar::sparse24_xt_rows) xt_rows;
+  decltype(&isa_scalar::sparse24_pack_xt) pack_xt;
+  decltype(&isa_scalar::sparse24_gemm_xt) blocked;
+};
+#define LLMK_SPARSE24_KERNELS(NS) \
+  Sparse24Kernels { NS::sparse24_gemm, NS::sparse24_xt_rows, NS::sparse24_pack_xt, NS::sparse24_gemm_xt }
+Sparse24Kernels sparse24_kernels() {
+  switch (isa()) {
+    case Isa::Avx512: return LLMK_SPARSE24_KERNELS(isa_avx512);
+    case Isa::Avx2: return LLMK_SPARSE24_KERNELS(isa_avx2);
+    case Isa::Scalar: break;
+  }
+  return LLMK_SPARSE24_KERNELS(isa_scalar);
+}
+#undef LLMK_SPARSE24_KERNELS
+}  // namespace
+
 // x rows at or below this take the dot form (weights streamed once, indices decoded in
 // registers); above, the blocked form with half a dense GEMM's FMAs. Zen 3 (AVX2), 4096²
 // f16, ms dot/blocked: M=2 1.9/4.6, M=4 3.1/6.0, M=6 5.0/4.9, M=8 6.2/4.9 (the blocked
@@ -130,23 +151,19 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
     for (int64_t n = 0; n < N; ++n) bias_f32[n] = load_f32(bias->raw(), bias->dtype, n);
     bf = bias_f32.data();
   }
+  const Sparse24Kernels kern = sparse24_kernels();
   if (M <= kSparseDotMaxRows) {
     // Few rows (decode): each weight row streamed once against all x rows (dot form).
-    auto* kernel = isa() == Isa::Avx512 ? isa_avx512::sparse24_gemm : isa() == Isa::Avx2 ? isa_avx2::sparse24_gemm
-                                                                                        : isa_scalar::sparse24_gemm;
     std::vector<float> yf(size_t(M * N));
     cpu_pool().parallel_for(N, 8, [&](int64_t b, int64_t e) {
-      kernel(xp, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, N, yf.data());
+      kern.dot(xp, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, N, yf.data());
     });
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) store_f32(y.raw(), y.dtype, m * N + n, yf[m * N + n] + (bf ? bf[n] : 0.f));
     return;
   }
   // Many rows: x packed transposed in blocks, the product formed as yT (isa/sparse24_gemm.cpp).
-  const Isa is = isa();
-  const int64_t MB = is == Isa::Avx512 ? isa_avx512::sparse24_xt_rows(M)
-                     : is == Isa::Avx2 ? isa_avx2::sparse24_xt_rows(M)
-                                       : isa_scalar::sparse24_xt_rows(M);
+  const int64_t MB = kern.xt_rows(M);
   const int64_t mblocks = (M + MB - 1) / MB, Mp = mblocks * MB;
   // 64-byte aligned: an xT row (MB floats, 64-256 bytes) then spans whole cache lines; at
   // malloc's 16-byte alignment half the microkernel's x loads split a line (one thread,
@@ -158,17 +175,10 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
   float* const xt = align64(xt_buf);
   float* const yt = align64(yt_buf);
   cpu_pool().parallel_for(mblocks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float* dst = xt + i * K * MB;
-      is == Isa::Avx512 ? isa_avx512::sparse24_pack_xt(xp, M, K, MB, i, dst)
-      : is == Isa::Avx2 ? isa_avx2::sparse24_pack_xt(xp, M, K, MB, i, dst)
-                        : isa_scalar::sparse24_pack_xt(xp, M, K, MB, i, dst);
-    }
+    for (int64_t i = b; i < e; ++i) kern.pack_xt(xp, M, K, MB, i, xt + i * K * MB);
   });
-  auto* kernel = is == Isa::Avx512 ? isa_avx512::sparse24_gemm_xt : is == Isa::Avx2 ? isa_avx2::sparse24_gemm_xt
-                                                                                   : isa_scalar::sparse24_gemm_xt;
   cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
-    kernel(xt, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, yt);
+    kern.blocked(xt, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, yt);
   });
   cpu_pool().parallel_for(M, 4, [&](int64_t b, int64_t e) {
     for (int64_t m = b; m < e; ++m)

@@ -162,7 +162,6 @@ int64_t dot_simd(int vdtype, int mr, const float* x, int64_t K, const char* vrow
 }
 #endif
 
-
 // ---- Many x rows (M > kSparseDotMaxRows): half the FMAs of a dense GEMM -------------
 // A dense GEMM broadcasts x and vectorizes over n. Each 2:4 weight row keeps its own k,
 // so this one vectorizes over m instead: x is packed transposed in blocks of MB = NV·W
