@@ -153,20 +153,26 @@ describe.each(DEVICES)('stream time marks on %s', (device) => {
     await synchronize(device);
     const hostMs = performance.now() - t0;
     for (const gated of [false, true]) {
-      const h0 = performance.now();
-      const a = n.markTime(device, gated);
-      work(x, w, reps);
-      const b = n.markTime(device);
-      work(x, w, 4 * reps);
-      const c = n.markTime(device);
-      n.releaseMark(a);
-      await synchronize(device);
-      const around = performance.now() - h0;
-      const ab = n.elapsedMs(a, b), bc = n.elapsedMs(b, c);
+      const measure = async () => {
+        const h0 = performance.now();
+        const a = n.markTime(device, gated);
+        work(x, w, reps);
+        const b = n.markTime(device);
+        work(x, w, 4 * reps);
+        const c = n.markTime(device);
+        n.releaseMark(a);
+        await synchronize(device);
+        return { around: performance.now() - h0, ab: n.elapsedMs(a, b), bc: n.elapsedMs(b, c) };
+      };
+      // A stall of the shared VM (seen: ~20 ms) inside one segment can break the 4× ratio
+      // once; up to 3 tries, and the last one must pass every check.
+      let t = await measure();
+      for (let i = 0; i < 2 && !(t.ab > 0.25 * hostMs && t.ab + t.bc <= t.around + 1 && t.bc > 1.5 * t.ab); i++)
+        t = await measure();
       // Marks taken on the JS thread at enqueue time would bracket microseconds.
-      expect(ab, `gated ${gated}`).toBeGreaterThan(0.25 * hostMs);
-      expect(ab + bc, `gated ${gated}`).toBeLessThanOrEqual(around + 1);
-      expect(bc, `gated ${gated}: 4× the work`).toBeGreaterThan(1.5 * ab);
+      expect(t.ab, `gated ${gated}`).toBeGreaterThan(0.25 * hostMs);
+      expect(t.ab + t.bc, `gated ${gated}`).toBeLessThanOrEqual(t.around + 1);
+      expect(t.bc, `gated ${gated}: 4× the work`).toBeGreaterThan(1.5 * t.ab);
     }
     x.dispose();
     w.dispose();
