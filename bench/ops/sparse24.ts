@@ -1,5 +1,6 @@
 // 2:4 sparse matmul vs dense matmul of the same (pruned) weights, K = N = 4096.
-// M=1 is memory-bound: bytes = the compressed weight (values + metadata).
+// M=1 is memory-bound: bytes = the compressed weight (values + metadata). M=4: a decode
+// step of 4 sequences.
 import { matmul, sparse24, synchronize, tensor } from '../../lib/index.js';
 import type { BenchCase, BenchModule } from '../types.js';
 
@@ -11,7 +12,7 @@ const module: BenchModule = (devices, { quick }) => {
   const cases: BenchCase[] = [];
   for (const device of devices) {
     if (device === 'simt' && !quick) continue;
-    for (const M of [1, 16, 256]) {
+    for (const M of [1, 4, 16, 256]) {
       const dense = `matmul f16 M=${M} K=${K} N=${N} (dense, 2:4 pruned)`;
       const make = (sparse: boolean): BenchCase => ({
         name: sparse ? `sparse24 f16 M=${M} K=${K} N=${N}` : dense,

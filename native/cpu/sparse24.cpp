@@ -49,10 +49,12 @@ Sparse24Kernels sparse24_kernels() {
 #undef LLMK_SPARSE24_KERNELS
 }  // namespace
 
-// x rows at or below this take the dot form (weights streamed once, indices decoded in
-// registers); above, the blocked form with half a dense GEMM's FMAs. Zen 3 (AVX2), 4096²
-// f16, ms dot/blocked: M=2 1.9/4.6, M=4 3.1/6.0, M=6 5.0/4.9, M=8 6.2/4.9 (the blocked
-// form pads M to 16 there). The AVX-512 crossover is unmeasured (its blocks pad to 32).
+// x rows at or below this take the dot form (weights streamed once, expanded in
+// registers); above, the blocked form with half a dense GEMM's FMAs. Zen 3 (AVX2),
+// 4096² f16, 2 threads, ms dot/blocked: M=7 3.0-3.6/4.2-5.3, M=8 3.5-4.3/4.1-5.3,
+// M=10 4.1-4.8/4.1-4.5, M=16 5.2-6.0/4.2-4.7 (the blocked form pads M to 16 there).
+// AVX-512 keeps its earlier limit (unmeasured: its blocks pad to 32).
+constexpr int64_t kSparseDotMaxRowsAvx2 = 8;
 constexpr int64_t kSparseDotMaxRows = 6;
 
 void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) {
@@ -152,7 +154,7 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
     bf = bias_f32.data();
   }
   const Sparse24Kernels kern = sparse24_kernels();
-  if (M <= kSparseDotMaxRows) {
+  if (M <= (isa() == Isa::Avx2 ? kSparseDotMaxRowsAvx2 : kSparseDotMaxRows)) {
     // Few rows (decode): each weight row streamed once against all x rows (dot form).
     std::vector<float> yf(size_t(M * N));
     cpu_pool().parallel_for(N, 8, [&](int64_t b, int64_t e) {

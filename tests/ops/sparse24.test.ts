@@ -58,7 +58,12 @@ describe.each(DEVICES)('sparse24 on %s', (device) => {
       // G = 31 groups: 3 steps of 8 groups, one of 4, 3 scalar ones (every SIMD tail)
       [2, 124, 17],
       [7, 124, 5],
-      // M > 8: the blocked form, x blocks of 2 or 4 vectors by M and ISA. K across k blocks
+      // the AVX2 dot form: two weight rows a pass for 2-6 x rows (odd N: a last row alone),
+      // one accumulator per pair at 4-6 rows (4-group steps), 8 rows in one pass
+      [4, 124, 11],
+      [6, 60, 3],
+      [8, 124, 9],
+      // M > 8: the blocked form (above 6 rows on AVX-512), x blocks of 2 or 4 vectors by M and ISA. K across k blocks
       // with a tail that is not a whole metadata word; N past one row block with a short
       // microkernel tail; M padded up to the x block
       [9, 300, 97],

@@ -4,8 +4,10 @@
 //   (values + metadata: 9/16 of dense f16 bytes) and expanded in registers: on AVX-512
 //   one metadata word (8 groups) becomes a 16-lane index vector that gathers the
 //   matching x elements from two zmm registers (vpermt2ps), then one FMA per 16 kept
-//   weights; on AVX2 a 16-bit metadata field (4 groups) selects 8 x elements from two
-//   ymm with two vpermps and a blend, then one FMA per 8 kept weights.
+//   weights; on AVX2 one x row selects its x elements the same way from two ymm (two
+//   vpermps and a blend per 8 kept weights), and 2-8 rows expand the weights to dense
+//   vectors once (a table per metadata byte, one vpermps per 8 dense weights) and run
+//   plain FMAs against x.
 // - blocked form (sparse24_gemm_xt, many rows): vectorized over m against transposed x,
 //   one FMA per kept weight per vector of outputs (see "Many x rows" below).
 #include <immintrin.h>
@@ -24,7 +26,13 @@ namespace llmk::cpu::LLMK_ISA_NS {
 
 namespace {
 
-constexpr int kRows = 4;  // x rows per pass: 4 accumulators, the decoded indices reused 4×
+// x rows per pass of the dot form, each weight row decoded once for all of them: 8 on
+// AVX2 (the expand form's 8 accumulators + 2 dense vectors), 4 elsewhere.
+#if defined(__AVX2__) && !defined(__AVX512F__)
+constexpr int kRows = 8;
+#else
+constexpr int kRows = 4;
+#endif
 
 inline float value_at(int vdtype, const void* v, int64_t i) {
   if (vdtype == 0) return static_cast<const float*>(v)[i];
@@ -92,11 +100,10 @@ int64_t dot_rows(int vdtype, const float* x, int64_t K, const char* vrow, const 
 }
 
 #elif defined(__AVX2__)
-// AVX2 has no two-register permute: a chunk of 4 groups (8 kept weights, 16 x elements
-// in two ymm) selects its x elements with one vpermps per register (the index's low 3
-// bits address each) and a blend (lanes 0-3 from the first, 4-7 from the second). The
-// index vector and the values are decoded once per chunk and reused by all MR rows. (A
-// gather per row, as before, ran at ~4 GB/s of weights on Zen 3: 0.2-0.3x dense.)
+// AVX2 has no two-register permute. Two forms share the chunk decoding helpers:
+// - one x row: the x elements the kept weights meet are selected (dot_select1);
+// - 2-8 x rows: the weights are expanded to dense vectors once for all rows
+//   (dot_rows), so the shuffles do not grow with M.
 // Prefetch distance in value bytes: 1024, 4096 and 8192 measured the same (M=1, 16384^2).
 constexpr int kPrefetchValues = 1024;
 inline __m256 load_values8(int vdtype, const char* p) {
@@ -120,46 +127,168 @@ inline __m256 select8(const float* x, __m256i idx) {
                          _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + 8), idx), 0xf0);
 }
 
-// MR x rows against one weight row, 8 groups (one metadata word) per step in two
-// chunks with separate accumulators (FMA latency at MR = 1).
-template <int MR>
-int64_t dot_rows(int vdtype, const float* x, int64_t K, const char* vrow, const uint32_t* mrow, int64_t G, float* acc) {
-  const size_t es = vdtype == 0 ? 4 : 2;
-  __m256 a0[MR], a1[MR];
-  for (int r = 0; r < MR; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+// One x row: a chunk of 4 groups (8 kept weights, 16 x elements in two ymm) selects its
+// x elements with one vpermps per register (the index's low 3 bits address each) and a
+// blend (lanes 0-3 from the first, 4-7 from the second), then one FMA per 8 kept
+// weights, where the expand form needs two. (A gather instead ran at ~4 GB/s of weights
+// on Zen 3.) 8 groups (one metadata word) a step in two chunks with separate
+// accumulators (FMA latency).
+template <int VD>
+int64_t dot_select1(const float* x, const char* vrow, const uint32_t* mrow, int64_t G, float* acc) {
+  constexpr size_t es = VD == 0 ? 4 : 2;
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
   int64_t g = 0;
   for (; g + 8 <= G; g += 8) {
     _mm_prefetch(vrow + (2 * g + kPrefetchValues) * es, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(mrow + g / 8) + kPrefetchValues / 4, _MM_HINT_T0);
     const uint32_t word = mrow[g / 8];
     const __m256i i0 = chunk_indices(word & 0xffffu), i1 = chunk_indices(word >> 16);
-    const __m256 v0 = load_values8(vdtype, vrow + 2 * g * es), v1 = load_values8(vdtype, vrow + (2 * g + 8) * es);
-    for (int r = 0; r < MR; ++r) {
-      const float* xr = x + r * K + 4 * g;
-      a0[r] = _mm256_fmadd_ps(v0, select8(xr, i0), a0[r]);
-      a1[r] = _mm256_fmadd_ps(v1, select8(xr + 16, i1), a1[r]);
-    }
+    a0 = _mm256_fmadd_ps(load_values8(VD, vrow + 2 * g * es), select8(x + 4 * g, i0), a0);
+    a1 = _mm256_fmadd_ps(load_values8(VD, vrow + (2 * g + 8) * es), select8(x + 4 * g + 16, i1), a1);
   }
   for (; g + 4 <= G; g += 4) {
     const __m256i i0 = chunk_indices((mrow[g / 8] >> (4 * (g % 8))) & 0xffffu);
-    const __m256 v0 = load_values8(vdtype, vrow + 2 * g * es);
-    for (int r = 0; r < MR; ++r) a0[r] = _mm256_fmadd_ps(v0, select8(x + r * K + 4 * g, i0), a0[r]);
+    a0 = _mm256_fmadd_ps(load_values8(VD, vrow + 2 * g * es), select8(x + 4 * g, i0), a0);
   }
-  for (int r = 0; r < MR; ++r) acc[r] = hsum(_mm256_add_ps(a0[r], a1[r]));
+  acc[0] = hsum(_mm256_add_ps(a0, a1));
+  return g;
+}
+
+// Expand form (the weights made dense in registers, shared by every x row). Each
+// metadata byte (two groups) indexes a table giving the 8 dense lanes' source among
+// [v0 v1 v2 v3 0 0 0 0] (4: a zero), so a 4-group chunk becomes two dense vectors with
+// two 4-value loads (zeros above) and two vpermps, once for all MR rows, which then run
+// one plain FMA per 8 dense weights against contiguous x. Selecting x per row instead
+// made the shuffles grow with M (Zen 3, 4096² f16 in cache, 2 threads: M=4 3.8 -> 1.6-1.8
+// ms, M=6 4.8 -> 1.9-2.6 ms). Still ~4 cycles of decoding per 16 dense weights per
+// weight row whatever the decoding variant tried (one 8-value conversion and two
+// blends, an int8 table, one metadata word per step): in cache the dense GEMM stays
+// ahead at 3-6 rows; from DRAM the halved weight bytes win at 1-2 rows.
+struct ExpandTable {
+  alignas(64) int32_t lane[256][8];
+};
+constexpr ExpandTable make_expand_table() {
+  ExpandTable t{};
+  for (int b = 0; b < 256; ++b)
+    for (int half = 0; half < 2; ++half) {
+      const int nib = (b >> (4 * half)) & 0xf, i0 = nib & 3, i1 = nib >> 2;
+      // Legal nibbles have i0 < i1 (compress writes no other); i0 == i1 would keep the first.
+      for (int p = 0; p < 4; ++p) t.lane[b][4 * half + p] = p == i0 ? 2 * half : p == i1 ? 2 * half + 1 : 4;
+    }
+  return t;
+}
+constexpr ExpandTable kExpand = make_expand_table();
+
+// Values 2g..2g+3 (two groups) in lanes 0-3, zeros in 4-7: a VEX 128-bit load or
+// conversion clears the upper lanes, so no blend is needed to make the zeros.
+template <int VD>
+inline __m256 load_values4(const char* p) {
+  if constexpr (VD == 0) return _mm256_zextps128_ps256(_mm_loadu_ps(reinterpret_cast<const float*>(p)));
+  const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  if constexpr (VD == 1) return _mm256_zextps128_ps256(_mm_cvtph_ps(h));
+  return _mm256_zextps128_ps256(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16)));
+}
+
+// The 8 dense weights of groups 2i, 2i+1 (metadata byte b), from their values in lanes
+// 0-3 and zeros above.
+inline __m256 expand8(__m256 v4, uint32_t b) {
+  return _mm256_permutevar8x32_ps(v4, _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpand.lane[b])));
+}
+
+// MR x rows against NR weight rows (n, n + 1: the x loads serve both), 8 groups (one
+// metadata word, 32 dense weights) per step. NA accumulators per (weight row, x row),
+// enough that 8 chains run (FMA latency 4 at 2 a cycle). acc[w·MR + r].
+template <int VD, int MR, int NR>
+int64_t dot_rows(const float* x, int64_t K, const char* const* vrow, const uint32_t* const* mrow, int64_t G, float* acc) {
+  constexpr size_t es = VD == 0 ? 4 : 2;
+  constexpr int NA = MR * NR >= 8 ? 1 : 2;
+  __m256 a[NR][MR][NA];
+  for (int w = 0; w < NR; ++w)
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NA; ++j) a[w][r][j] = _mm256_setzero_ps();
+  int64_t g = 0;
+  auto chunk = [&](int64_t g4, int slot) __attribute__((always_inline)) {  // groups g4..g4+3
+    __m256 d[NR][2];
+    for (int w = 0; w < NR; ++w)
+      for (int j = 0; j < 2; ++j)
+        d[w][j] = expand8(load_values4<VD>(vrow[w] + (2 * g4 + 4 * j) * es),
+                          reinterpret_cast<const uint8_t*>(mrow[w])[g4 / 2 + j]);
+    for (int j = 0; j < 2; ++j)
+      for (int r = 0; r < MR; ++r) {
+        const __m256 xv = _mm256_loadu_ps(x + r * K + 4 * g4 + 8 * j);
+        for (int w = 0; w < NR; ++w) a[w][r][(slot + j) % NA] = _mm256_fmadd_ps(d[w][j], xv, a[w][r][(slot + j) % NA]);
+      }
+  };
+  if constexpr (NA == 1)  // one 4-group chunk a step: a short body keeps the accumulators in place
+    for (; g + 4 <= G; g += 4) {
+      if (g % 8 == 0)
+        for (int w = 0; w < NR; ++w) {
+          _mm_prefetch(vrow[w] + (2 * g + kPrefetchValues) * es, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(mrow[w] + g / 8) + kPrefetchValues / 4, _MM_HINT_T0);
+        }
+      chunk(g, 0);
+    }
+  for (; g + 8 <= G; g += 8) {
+    for (int w = 0; w < NR; ++w) {
+      _mm_prefetch(vrow[w] + (2 * g + kPrefetchValues) * es, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(mrow[w] + g / 8) + kPrefetchValues / 4, _MM_HINT_T0);
+    }
+    chunk(g, 0);
+    chunk(g + 4, 2);
+  }
+  for (; g + 4 <= G; g += 4) chunk(g, 0);
+  for (int w = 0; w < NR; ++w)
+    for (int r = 0; r < MR; ++r) {
+      for (int j = 1; j < NA; ++j) a[w][r][0] = _mm256_add_ps(a[w][r][0], a[w][r][j]);
+      acc[w * MR + r] = hsum(a[w][r][0]);
+    }
   return g;
 }
 #endif
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-int64_t dot_simd(int vdtype, int mr, const float* x, int64_t K, const char* vrow, const uint32_t* mrow, int64_t G,
-                 float* acc) {
+#if defined(__AVX512F__)
+constexpr int kPairRows = 1;  // weight rows per dot pass
+int64_t dot_simd(int vdtype, int mr, int, const float* x, int64_t K, const char* const* vrow,
+                 const uint32_t* const* mrow, int64_t G, float* acc) {
   switch (mr) {
-    case 1: return dot_rows<1>(vdtype, x, K, vrow, mrow, G, acc);
-    case 2: return dot_rows<2>(vdtype, x, K, vrow, mrow, G, acc);
-    case 3: return dot_rows<3>(vdtype, x, K, vrow, mrow, G, acc);
-    default: return dot_rows<4>(vdtype, x, K, vrow, mrow, G, acc);
+    case 1: return dot_rows<1>(vdtype, x, K, vrow[0], mrow[0], G, acc);
+    case 2: return dot_rows<2>(vdtype, x, K, vrow[0], mrow[0], G, acc);
+    case 3: return dot_rows<3>(vdtype, x, K, vrow[0], mrow[0], G, acc);
+    default: return dot_rows<4>(vdtype, x, K, vrow[0], mrow[0], G, acc);
   }
 }
+#elif defined(__AVX2__)
+constexpr int kPairRows = 2;
+template <int VD, int NR>
+int64_t dot_nr(int mr, const float* x, int64_t K, const char* const* vrow, const uint32_t* const* mrow, int64_t G,
+               float* acc) {
+  switch (mr) {
+    case 2: return dot_rows<VD, 2, NR>(x, K, vrow, mrow, G, acc);
+    case 3: return dot_rows<VD, 3, NR>(x, K, vrow, mrow, G, acc);
+    case 4: return dot_rows<VD, 4, NR>(x, K, vrow, mrow, G, acc);
+    case 5: return dot_rows<VD, 5, NR>(x, K, vrow, mrow, G, acc);
+    case 6: return dot_rows<VD, 6, NR>(x, K, vrow, mrow, G, acc);
+  }
+  if constexpr (NR == 1) {
+    if (mr == 7) return dot_rows<VD, 7, 1>(x, K, vrow, mrow, G, acc);
+    return dot_rows<VD, 8, 1>(x, K, vrow, mrow, G, acc);
+  }
+  return 0;  // not reached: NR = 2 only up to 6 rows
+}
+template <int VD>
+int64_t dot_vd(int mr, int nr, const float* x, int64_t K, const char* const* vrow, const uint32_t* const* mrow,
+               int64_t G, float* acc) {
+  if (mr == 1) return dot_select1<VD>(x, vrow[0], mrow[0], G, acc);  // nr is 1 then
+  return nr == 2 ? dot_nr<VD, 2>(mr, x, K, vrow, mrow, G, acc) : dot_nr<VD, 1>(mr, x, K, vrow, mrow, G, acc);
+}
+int64_t dot_simd(int vdtype, int mr, int nr, const float* x, int64_t K, const char* const* vrow,
+                 const uint32_t* const* mrow, int64_t G, float* acc) {
+  if (vdtype == 0) return dot_vd<0>(mr, nr, x, K, vrow, mrow, G, acc);
+  if (vdtype == 1) return dot_vd<1>(mr, nr, x, K, vrow, mrow, G, acc);
+  return dot_vd<2>(mr, nr, x, K, vrow, mrow, G, acc);
+}
+#else
+constexpr int kPairRows = 1;
 #endif
 
 // ---- Many x rows (M > kSparseDotMaxRows): half the FMAs of a dense GEMM -------------
@@ -306,16 +435,26 @@ void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void*
     for (int64_t m0 = 0; m0 < M; m0 += kRows) {
       const int mr = int(M - m0 < kRows ? M - m0 : kRows);
       const float* xb = x + m0 * K;
-      for (int64_t n = nb; n < nb1; ++n) {
-        const char* vrow = static_cast<const char*>(values) + size_t(n * vstride) * es;
-        const uint32_t* mrow = reinterpret_cast<const uint32_t*>(meta + n * MW);
-        float acc[kRows] = {0.f, 0.f, 0.f, 0.f};
+      for (int64_t n = nb; n < nb1;) {
+        // Two weight rows a pass (AVX2) for 2-6 x rows: NR·MR accumulators + 2·NR dense
+        // vectors fit the 16 ymm; one for 1 row (select form) and 7-8 rows.
+        const int nr = kPairRows == 2 && mr >= 2 && mr <= 6 && n + 2 <= nb1 ? 2 : 1;
+        const char* vrow[kPairRows];
+        const uint32_t* mrow[kPairRows];
+        for (int w = 0; w < nr; ++w) {
+          vrow[w] = static_cast<const char*>(values) + size_t((n + w) * vstride) * es;
+          mrow[w] = reinterpret_cast<const uint32_t*>(meta + (n + w) * MW);
+        }
+        float acc[kPairRows * kRows] = {};
         int64_t g = 0;
 #if defined(__AVX512F__) || defined(__AVX2__)
-        g = dot_simd(vdtype, mr, xb, K, vrow, mrow, G, acc);
+        g = dot_simd(vdtype, mr, nr, xb, K, vrow, mrow, G, acc);
 #endif
-        groups_scalar(xb, K, mr, vdtype, vrow, mrow, g, G, acc);
-        for (int r = 0; r < mr; ++r) y[(m0 + r) * N + n] = acc[r];
+        for (int w = 0; w < nr; ++w) {
+          groups_scalar(xb, K, mr, vdtype, vrow[w], mrow[w], g, G, acc + w * mr);
+          for (int r = 0; r < mr; ++r) y[(m0 + r) * N + n + w] = acc[w * mr + r];
+        }
+        n += nr;
       }
     }
   }
