@@ -1,6 +1,7 @@
 // 2:4 sparsity on the cpu device: prune, compress, decompress (row-parallel scalar
 // loops: load-time work) and the sparse matmul dispatched to the per-ISA kernel in
 // isa/sparse24_gemm.cpp.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -133,18 +134,13 @@ void sparse24_decompress(const Tensor& values, const Tensor& meta, const Tensor&
   });
 }
 
+// x rows per pass of the blocked form: its f32 copy of x, xT and yT are O(rows·(K + N))
+// whatever M is (a 4096-token prefill through K = N = 16384 held 768 MB of them at once
+// before); each pass decodes the weights again, ~1-2% of a pass's time at 256 rows.
+constexpr int64_t kBlockedRows = 256;
+
 void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, const Tensor* bias, const Tensor& y) {
   const int64_t M = x.dim(0), K = x.dim(1), N = values.dim(0);
-  // x once in f32 (M·K, small next to the weights), then threads over N.
-  std::vector<float> xf;
-  const float* xp;
-  if (x.dtype == DType::F32) {
-    xp = x.data<float>();
-  } else {
-    xf.resize(size_t(M * K));
-    for (int64_t i = 0; i < M * K; ++i) xf[i] = load_f32(x.raw(), x.dtype, i);
-    xp = xf.data();
-  }
   const int vd = values.dtype == DType::F32 ? 0 : values.dtype == DType::F16 ? 1 : 2;
   const float* bf = nullptr;
   std::vector<float> bias_f32;
@@ -153,9 +149,20 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
     for (int64_t n = 0; n < N; ++n) bias_f32[n] = load_f32(bias->raw(), bias->dtype, n);
     bf = bias_f32.data();
   }
+  // Rows [m0, m0 + mc) of x in f32 (in place when x is f32).
+  std::vector<float> xf;
+  const auto x_f32 = [&](int64_t m0, int64_t mc) -> const float* {
+    if (x.dtype == DType::F32) return x.data<float>() + m0 * K;
+    xf.resize(size_t(mc * K));
+    cpu_pool().parallel_for(mc, 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * K; i < e * K; ++i) xf[size_t(i)] = load_f32(x.raw(), x.dtype, m0 * K + i);
+    });
+    return xf.data();
+  };
   const Sparse24Kernels kern = sparse24_kernels();
   if (M <= (isa() == Isa::Avx2 ? kSparseDotMaxRowsAvx2 : kSparseDotMaxRows)) {
     // Few rows (decode): each weight row streamed once against all x rows (dot form).
+    const float* xp = x_f32(0, M);
     std::vector<float> yf(size_t(M * N));
     cpu_pool().parallel_for(N, 8, [&](int64_t b, int64_t e) {
       kern.dot(xp, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, N, yf.data());
@@ -164,28 +171,36 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
       for (int64_t n = 0; n < N; ++n) store_f32(y.raw(), y.dtype, m * N + n, yf[m * N + n] + (bf ? bf[n] : 0.f));
     return;
   }
-  // Many rows: x packed transposed in blocks, the product formed as yT (isa/sparse24_gemm.cpp).
-  const int64_t MB = kern.xt_rows(M);
-  const int64_t mblocks = (M + MB - 1) / MB, Mp = mblocks * MB;
+  // Many rows: x packed transposed in blocks, the product formed as yT (isa/sparse24_gemm.cpp),
+  // kBlockedRows rows a pass.
   // 64-byte aligned: an xT row (MB floats, 64-256 bytes) then spans whole cache lines; at
   // malloc's 16-byte alignment half the microkernel's x loads split a line (one thread,
   // M=256, 4096² on Zen 3: 106 -> 86 ms).
-  std::vector<float> xt_buf(size_t(Mp * K) + 16), yt_buf(size_t(N * Mp) + 16);
+  const int64_t rows_max = std::min(M, kBlockedRows), MB_max = kern.xt_rows(rows_max);
+  const int64_t Mp_max = (rows_max + MB_max - 1) / MB_max * MB_max;  // no pass pads to more
+  std::vector<float> xt_buf(size_t(Mp_max * K) + 16), yt_buf(size_t(N * Mp_max) + 16);
   const auto align64 = [](std::vector<float>& b) {
     return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b.data()) + 63) & ~uintptr_t(63));
   };
   float* const xt = align64(xt_buf);
   float* const yt = align64(yt_buf);
-  cpu_pool().parallel_for(mblocks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) kern.pack_xt(xp, M, K, MB, i, xt + i * K * MB);
-  });
-  cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
-    kern.blocked(xt, M, K, vd, values.raw(), meta.data<int32_t>(), b, e, yt);
-  });
-  cpu_pool().parallel_for(M, 4, [&](int64_t b, int64_t e) {
-    for (int64_t m = b; m < e; ++m)
-      for (int64_t n = 0; n < N; ++n) store_f32(y.raw(), y.dtype, m * N + n, yt[n * Mp + m] + (bf ? bf[n] : 0.f));
-  });
+  for (int64_t m0 = 0; m0 < M; m0 += kBlockedRows) {
+    const int64_t mc = std::min(kBlockedRows, M - m0);
+    const float* xp = x_f32(m0, mc);
+    const int64_t MB = kern.xt_rows(mc);
+    const int64_t mblocks = (mc + MB - 1) / MB, Mp = mblocks * MB;
+    cpu_pool().parallel_for(mblocks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) kern.pack_xt(xp, mc, K, MB, i, xt + i * K * MB);
+    });
+    cpu_pool().parallel_for(N, 16, [&](int64_t b, int64_t e) {
+      kern.blocked(xt, mc, K, vd, values.raw(), meta.data<int32_t>(), b, e, yt);
+    });
+    cpu_pool().parallel_for(mc, 4, [&](int64_t b, int64_t e) {
+      for (int64_t m = b; m < e; ++m)
+        for (int64_t n = 0; n < N; ++n)
+          store_f32(y.raw(), y.dtype, (m0 + m) * N + n, yt[n * Mp + m] + (bf ? bf[n] : 0.f));
+    });
+  }
 }
 
 }  // namespace llmk::cpu

@@ -1,7 +1,8 @@
 // 2:4 sparsity on every device: pruning, the compressed format, round trips and the
 // sparse product against fp64 references.
 import { describe, expect, it } from 'vitest';
-import { sparse24, tensor } from '../../lib/index.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { sparse24, synchronize, tensor } from '../../lib/index.js';
 import { compare, DEVICES, nativeForTests, quantizeTo, randn } from '../helpers.js';
 import { matmulNaive, matmulRef } from '../reference/matmul.js';
 import { compressRef, pruneRef } from '../reference/sparse24.js';
@@ -106,6 +107,34 @@ describe('sparse24 on cpu: large shapes and every ISA path', () => {
       }
     } finally {
       n.setCpuIsa(prev.startsWith('avx512') ? 'avx512' : (prev as 'avx2' | 'scalar'));
+    }
+  });
+});
+
+describe('sparse24 on cpu: many rows', () => {
+  it('M = 4133 runs in passes of rows: peak RSS grows far less than the f32 copies of the whole x (x, xT ~68 MB each) and chunk edges are right', async () => {
+    const M = 4133; // 16 passes of 256 rows and a last one of 37
+    const K = 4096;
+    const N = 512;
+    const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
+    const { dense, wp } = await pruned('cpu', 'f16', N, K, 50);
+    const w24 = await sparse24.compress(wp);
+    const x = quantizeTo(randn(M * K, 51), 'f16');
+    const xt = tensor(x, [M, K], { dtype: 'f16' });
+    await synchronize('cpu');
+    writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM to the current RSS
+    const before = hwm();
+    const y = sparse24.matmul(xt, w24);
+    await synchronize('cpu');
+    const growth = hwm() - before;
+    // y (f16, 4 MB) and one pass's copies (~9 MB); the whole-x copies alone were 136 MB.
+    expect(growth).toBeLessThan(48 * 1024 * 1024);
+    const out = (await y.toArray()) as Float32Array;
+    expect(out.every(Number.isFinite)).toBe(true);
+    // Rows at both edges of the first pass, inside a middle one and in the short last one.
+    for (const m of [0, 255, 256, 2049, 4095, 4096, M - 1]) {
+      const ref = matmulRef(x.subarray(m * K, (m + 1) * K), dense, undefined, 1, K, N);
+      expect(compare(out.subarray(m * N, (m + 1) * N), ref).relNorm, `row ${m}`).toBeLessThanOrEqual(1.5e-3);
     }
   });
 });
