@@ -1,5 +1,6 @@
 // Dense matmul benchmarks: compute-bound GEMM (M=256), memory-bound GEMV (M=1,
-// bytes = weight bytes, the stream that must be read once) and the small-batch M=16.
+// bytes = weight bytes, the stream that must be read once), the GEMV's largest batch
+// (M=8: a decode step of 8 sequences) and the small-batch M=16.
 import { matmul, synchronize, tensor, type Tensor } from '../../lib/index.js';
 import type { BenchCase, BenchModule } from '../types.js';
 
@@ -53,6 +54,7 @@ const matmulBench: BenchModule = (devices, { quick }) => {
   for (const device of devices) {
     for (const dtype of ['f32', 'f16', 'bf16'] as const) cases.push(matmulCase(device, dtype, gemmM, big, big));
     for (const dtype of ['f16', 'f32'] as const) cases.push(matmulCase(device, dtype, 1, big, big));
+    cases.push(matmulCase(device, 'f16', 8, big, big));
     for (const dtype of ['f16', 'f32'] as const) cases.push(matmulCase(device, dtype, 16, big, big));
   }
   return cases;

@@ -504,8 +504,16 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
   }
 }
 
+// x rows per GEMV chunk: all M while the accumulators allow R ≥ 2 w rows per tile,
+// else chunks of kGemvAcc / 3 rows (R = 3). Every w row re-reads a chunk's x from L2 (x
+// is M·K·4 bytes, past L1 beyond a few rows), so one chunk of 7-8 rows at R = 1 on
+// AVX2 read M·K·4 bytes of x per w row: Zen 3, 4096² f16 in cache, M = 8 took 3.4 ms
+// against M = 4's 1.0; as 4 + 4 rows at R = 3 (the w rows reused from L1) 1.85 ms, and
+// from DRAM (16384²) 64 -> 38 ms. At M = 5-6 chunks of 4 were ~8% slower from DRAM.
+inline int64_t gemv_chunk(int64_t M) { return kGemvAcc / M >= 2 ? M : kGemvAcc / 3; }
+
 // x for the GEMV in f32: row-major (for the K tail) and, for whole vectors of K,
-// interleaved per chunk of kGemvMaxRows rows as [K/VL][rows][VL], so the M vectors a
+// interleaved per chunk of gemv_chunk(M) rows as [K/VL][rows][VL], so the M vectors a
 // k step needs are adjacent: one sequential stream instead of M rows K*4 bytes apart
 // (same L1 sets; at M=8, K=4096 the row-major reads ran at half the speed).
 struct GemvX {
@@ -571,13 +579,13 @@ void gemv_tile_rows(int rows, const MatmulParams& p, const GemvX& x, int64_t m0,
   ((rows == Ms + 1 ? gemv_tile<S, Ms + 1, R>(p, x, m0, n) : void()), ...);
 }
 
-// Columns [n0, n1) of y for all M rows. x is taken kGemvMaxRows rows at a time, all
+// Columns [n0, n1) of y for all M rows. x is taken gemv_chunk(M) rows at a time, all
 // chunks against the same R rows of w while those are still in L1, so w streams from
 // memory once however many chunks there are. R: as many w rows as accumulators allow.
 template <class S>
 void gemv_columns(const MatmulParams& p, const GemvX& x, int64_t n0, int64_t n1) {
-  constexpr int kChunk = int(kGemvMaxRows);
-  const int rows0 = int(std::min<int64_t>(p.M, kChunk));
+  const int64_t chunk = gemv_chunk(p.M);
+  const int rows0 = int(std::min<int64_t>(p.M, chunk));
   // M <= 2 streams one w row at a time: each thread then reads one sequential stream,
   // which this Zen 5 VM serves faster than R interleaved rows (in-process A/B: 1b f16
   // decode step R = 1 45.3 ms, R = 2 53.5, R = 4 54.5; [2, 2048] × [5632, 2048]ᵀ 48.6
@@ -585,9 +593,9 @@ void gemv_columns(const MatmulParams& p, const GemvX& x, int64_t n0, int64_t n1)
   // with R = 3 vs 11.2 with one row).
   const int r_full = rows0 <= 2 ? 1 : std::clamp(kGemvAcc / rows0, 1, 4);
   auto run = [&]<int R>(int64_t n) {
-    for (int64_t m0 = 0; m0 < p.M; m0 += kChunk)
-      gemv_tile_rows<S, R>(int(std::min<int64_t>(kChunk, p.M - m0)), p, x, m0, n,
-                           std::make_integer_sequence<int, kChunk>{});
+    for (int64_t m0 = 0; m0 < p.M; m0 += chunk)
+      gemv_tile_rows<S, R>(int(std::min<int64_t>(chunk, p.M - m0)), p, x, m0, n,
+                           std::make_integer_sequence<int, int(kGemvMaxRows)>{});
   };
   int64_t n = n0;
   for (; n + r_full <= n1; n += r_full) {
@@ -634,8 +642,9 @@ void gemv(const MatmulParams& p) {
   }
   const int64_t kv = p.K / VL * VL;
   xinter.resize(size_t(p.M * kv));
-  for (int64_t m0 = 0; m0 < p.M; m0 += kGemvMaxRows) {
-    const int64_t mc = std::min(kGemvMaxRows, p.M - m0);
+  const int64_t chunk = gemv_chunk(p.M);
+  for (int64_t m0 = 0; m0 < p.M; m0 += chunk) {
+    const int64_t mc = std::min(chunk, p.M - m0);
     float* dst = xinter.data() + m0 * kv;
     for (int64_t m = 0; m < mc; ++m)
       for (int64_t k = 0; k < kv; k += VL) vstore(dst + k * mc + m * VL, vload(x + (m0 + m) * p.K + k));
