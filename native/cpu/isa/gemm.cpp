@@ -44,6 +44,7 @@ constexpr int VL = 16;
 // vectors; the A value is an embedded-broadcast memory operand.
 constexpr int MR = 12, NV = 2;
 constexpr int kGemvAcc = 24;  // accumulators the GEMV may hold (of 32 zmm)
+constexpr int kGemvRegs = 32;
 inline vf vzero() { return _mm512_setzero_ps(); }
 inline vf vbcast(float a) { return _mm512_set1_ps(a); }
 inline vf vload(const float* p) { return _mm512_loadu_ps(p); }
@@ -91,6 +92,7 @@ constexpr int VL = 8;
 // 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 registers.
 constexpr int MR = 6, NV = 2;
 constexpr int kGemvAcc = 12;
+constexpr int kGemvRegs = 16;  // M·R accumulators + R w vectors + one x vector must fit
 inline vf vzero() { return _mm256_setzero_ps(); }
 inline vf vbcast(float a) { return _mm256_set1_ps(a); }
 inline vf vload(const float* p) { return _mm256_loadu_ps(p); }
@@ -133,6 +135,7 @@ constexpr int VL = 4;
 // 4 x 8: 8 xmm accumulators of 16 registers; no FMA in the baseline ISA.
 constexpr int MR = 4, NV = 2;
 constexpr int kGemvAcc = 8;
+constexpr int kGemvRegs = 16;
 inline vf vzero() { return _mm_setzero_ps(); }
 inline vf vbcast(float a) { return _mm_set1_ps(a); }
 inline vf vload(const float* p) { return _mm_loadu_ps(p); }
@@ -510,6 +513,17 @@ void gemm_block(const MatmulParams& p, int64_t m0, int64_t m1, int64_t n0, int64
 // AVX2 read M·K·4 bytes of x per w row: Zen 3, 4096² f16 in cache, M = 8 took 3.4 ms
 // against M = 4's 1.0; as 4 + 4 rows at R = 3 (the w rows reused from L1) 1.85 ms, and
 // from DRAM (16384²) 64 -> 38 ms. At M = 5-6 chunks of 4 were ~8% slower from DRAM.
+// Up to this many x rows the GEMV takes one w row a tile (see gemv_columns). On AVX2
+// machines (Zen 3 measured) two rows at R = 1 were 1.5-2.2x slower than at R = 4, in
+// cache and from DRAM (f16, alternating binaries: 2048² 0.37-0.39 vs 0.17 ms, 4096² 1.41
+// vs 0.65-0.70 ms, 16384² 22.0-22.6 vs 12.5-15.9 ms): two FMA chains per w vector wait
+// on latency, and the whole of x passes per w row.
+#if defined(__AVX512F__)
+constexpr int kGemvOneRow = 2;
+#else
+constexpr int kGemvOneRow = 1;
+#endif
+
 inline int64_t gemv_chunk(int64_t M) { return kGemvAcc / M >= 2 ? M : kGemvAcc / 3; }
 
 // x for the GEMV in f32: row-major (for the K tail) and, for whole vectors of K,
@@ -586,12 +600,15 @@ template <class S>
 void gemv_columns(const MatmulParams& p, const GemvX& x, int64_t n0, int64_t n1) {
   const int64_t chunk = gemv_chunk(p.M);
   const int rows0 = int(std::min<int64_t>(p.M, chunk));
-  // M <= 2 streams one w row at a time: each thread then reads one sequential stream,
-  // which this Zen 5 VM serves faster than R interleaved rows (in-process A/B: 1b f16
-  // decode step R = 1 45.3 ms, R = 2 53.5, R = 4 54.5; [2, 2048] × [5632, 2048]ᵀ 48.6
-  // vs 39.6 GB/s). From M = 4 on, a w vector feeding more rows wins (M = 8: 17.3 GB/s
-  // with R = 3 vs 11.2 with one row).
-  const int r_full = rows0 <= 2 ? 1 : std::clamp(kGemvAcc / rows0, 1, 4);
+  // M <= kGemvOneRow streams one w row at a time: each thread then reads one sequential
+  // stream, which the Zen 5 VM (AVX-512) served faster than R interleaved rows
+  // (in-process A/B: 1b f16 decode step R = 1 45.3 ms, R = 2 53.5, R = 4 54.5;
+  // [2, 2048] × [5632, 2048]ᵀ 48.6 vs 39.6 GB/s). From M = 4 on, a w vector feeding more
+  // rows wins (M = 8: 17.3 GB/s with R = 3 vs 11.2 with one row).
+  // R·rows0 accumulators + R w vectors + an x vector within the registers (M = 3 at R = 4
+  // on AVX2 needed 17 of 16 ymm: 1.30 ms at 4096² in cache, 0.95 at R = 3).
+  const int r_fit = std::min(kGemvAcc / rows0, (kGemvRegs - 1) / (rows0 + 1));
+  const int r_full = rows0 <= kGemvOneRow ? 1 : std::clamp(r_fit, 1, 4);
   auto run = [&]<int R>(int64_t n) {
     for (int64_t m0 = 0; m0 < p.M; m0 += chunk)
       gemv_tile_rows<S, R>(int(std::min<int64_t>(chunk, p.M - m0)), p, x, m0, n,
