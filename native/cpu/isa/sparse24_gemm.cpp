@@ -162,8 +162,9 @@ int64_t dot_select1(const float* x, const char* vrow, const uint32_t* mrow, int6
 // made the shuffles grow with M (Zen 3, 4096² f16 in cache, 2 threads: M=4 3.8 -> 1.6-1.8
 // ms, M=6 4.8 -> 1.9-2.6 ms). Still ~4 cycles of decoding per 16 dense weights per
 // weight row whatever the decoding variant tried (one 8-value conversion and two
-// blends, an int8 table, one metadata word per step): in cache the dense GEMM stays
-// ahead at 3-6 rows; from DRAM the halved weight bytes win at 1-2 rows.
+// blends, an int8 table, one metadata word per step; vpermps alone takes ~1.4 cycles on
+// Zen 3): in cache the dense GEMV stays ahead at 2-6 rows; from DRAM (16384²) the halved
+// weight bytes tie at 2 rows (16.6 vs 17.1 ms) and lose at 4 (23-25 vs 18 ms).
 struct ExpandTable {
   alignas(64) int32_t lane[256][8];
 };
