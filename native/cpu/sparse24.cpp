@@ -20,6 +20,7 @@ namespace llmk::cpu {
   void sparse24_gemm(const float* x, int64_t M, int64_t K, int vdtype, const void* values, const int32_t* meta, \
                      int64_t n0, int64_t n1, int64_t N, float* y);                                          \
   int64_t sparse24_xt_rows(int64_t M);                                                                      \
+  int64_t sparse24_dot_max_rows();                                                                          \
   void sparse24_pack_xt(const float* x, int64_t M, int64_t K, int64_t mb, int64_t b, float* xt);           \
   void sparse24_gemm_xt(const float* xt, int64_t M, int64_t K, int vdtype, const void* values,              \
                         const int32_t* meta, int64_t n0, int64_t n1, float* yt);                            \
@@ -34,11 +35,15 @@ namespace {
 struct Sparse24Kernels {
   decltype(&isa_scalar::sparse24_gemm) dot;
   decltype(&isa_scalar::sparse24_xt_rows) xt_rows;
+  int64_t dot_max_rows;  // x rows at or below this take the dot form, above the blocked form
   decltype(&isa_scalar::sparse24_pack_xt) pack_xt;
   decltype(&isa_scalar::sparse24_gemm_xt) blocked;
 };
-#define LLMK_SPARSE24_KERNELS(NS) \
-  Sparse24Kernels { NS::sparse24_gemm, NS::sparse24_xt_rows, NS::sparse24_pack_xt, NS::sparse24_gemm_xt }
+#define LLMK_SPARSE24_KERNELS(NS)                                                                       \
+  Sparse24Kernels {                                                                                     \
+    NS::sparse24_gemm, NS::sparse24_xt_rows, NS::sparse24_dot_max_rows(), NS::sparse24_pack_xt, \
+        NS::sparse24_gemm_xt                                                                            \
+  }
 Sparse24Kernels sparse24_kernels() {
   switch (isa()) {
     case Isa::Avx512: return LLMK_SPARSE24_KERNELS(isa_avx512);
@@ -50,13 +55,6 @@ Sparse24Kernels sparse24_kernels() {
 #undef LLMK_SPARSE24_KERNELS
 }  // namespace
 
-// x rows at or below this take the dot form (weights streamed once, expanded in
-// registers); above, the blocked form with half a dense GEMM's FMAs. Zen 3 (AVX2),
-// 4096² f16, 2 threads, ms dot/blocked: M=7 3.0-3.6/4.2-5.3, M=8 3.5-4.3/4.1-5.3,
-// M=10 4.1-4.8/4.1-4.5, M=16 5.2-6.0/4.2-4.7 (the blocked form pads M to 16 there).
-// AVX-512 keeps its earlier limit (unmeasured: its blocks pad to 32).
-constexpr int64_t kSparseDotMaxRowsAvx2 = 8;
-constexpr int64_t kSparseDotMaxRows = 6;
 
 void sparse24_prune(const Tensor& w, const Tensor* norms, const Tensor& out) {
   const int64_t N = w.dim(0), K = w.dim(1);
@@ -160,7 +158,7 @@ void sparse24_matmul(const Tensor& x, const Tensor& values, const Tensor& meta, 
     return xf.data();
   };
   const Sparse24Kernels kern = sparse24_kernels();
-  if (M <= (isa() == Isa::Avx2 ? kSparseDotMaxRowsAvx2 : kSparseDotMaxRows)) {
+  if (M <= kern.dot_max_rows) {
     // Few rows (decode): each weight row streamed once against all x rows (dot form).
     const float* xp = x_f32(0, M);
     std::vector<float> yf(size_t(M * N));

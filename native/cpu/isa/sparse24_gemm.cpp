@@ -28,10 +28,17 @@ namespace {
 
 // x rows per pass of the dot form, each weight row decoded once for all of them: 8 on
 // AVX2 (the expand form's 8 accumulators + 2 dense vectors), 4 elsewhere.
+// kDotMaxRows: x rows at or below this take the dot form; above, the blocked form with
+// half a dense GEMM's FMAs. Zen 3 (AVX2), 4096² f16, 2 threads, ms dot/blocked: M=7
+// 3.0-3.6/4.2-5.3, M=8 3.5-4.3/4.1-5.3, M=10 4.1-4.8/4.1-4.5, M=16 5.2-6.0/4.2-4.7 (the
+// blocked form pads M to 16 there). Elsewhere the earlier limit, unmeasured on AVX-512
+// (its blocks pad to 32).
 #if defined(__AVX2__) && !defined(__AVX512F__)
 constexpr int kRows = 8;
+constexpr int64_t kDotMaxRows = 8;
 #else
 constexpr int kRows = 4;
+constexpr int64_t kDotMaxRows = 6;
 #endif
 
 inline float value_at(int vdtype, const void* v, int64_t i) {
@@ -292,7 +299,7 @@ int64_t dot_simd(int vdtype, int mr, int nr, const float* x, int64_t K, const ch
 constexpr int kPairRows = 1;
 #endif
 
-// ---- Many x rows (M > kSparseDotMaxRows): half the FMAs of a dense GEMM -------------
+// ---- Many x rows (M > kDotMaxRows): half the FMAs of a dense GEMM ------------------
 // A dense GEMM broadcasts x and vectorizes over n. Each 2:4 weight row keeps its own k,
 // so this one vectorizes over m instead: x is packed transposed in blocks of MB = NV·W
 // rows (xT[k][m], sparse24_pack_xt), every kept weight w[n,k] is broadcast and
@@ -402,6 +409,8 @@ void gemm_xt(const float* xt, int64_t M, int64_t K, int vdtype, const void* valu
 }
 
 }  // namespace
+
+int64_t sparse24_dot_max_rows() { return kDotMaxRows; }
 
 int64_t sparse24_xt_rows(int64_t M) { return M > 2 * W ? Blocked<4>::MB : Blocked<2>::MB; }
 
