@@ -62,7 +62,7 @@ void run_tasks(int64_t n, int64_t floats, const Fn& fn) {
     return;
   }
   std::atomic<int64_t> next{0};
-  cpu_pool().run([&](int, int) {
+  cpu_pool().run_shared([&](int, int) {
     float* s = scratch();
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(t, s);
   });

@@ -402,7 +402,7 @@ void launch(LaunchBody& body, const void* kernel, dim3 grid, dim3 block, size_t 
   std::mutex err_mu;
   std::string first_error;
   size_t first_block = SIZE_MAX;
-  simt_pool().run([&](int, int) {
+  simt_pool().run_shared([&](int, int) {
     Worker* w = worker();
     w->body = &body;
     if (w->dyn_smem.size() < smem) w->dyn_smem.resize(smem);

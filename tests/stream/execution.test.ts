@@ -3,8 +3,10 @@
 // right after enqueueing, handles are counted, and a queued error surfaces at the
 // next sync point without breaking the device.
 import { describe, expect, it } from 'vitest';
-import { add, embedding, matmul, memory, synchronize, tensor, type Tensor } from '../../lib/index.js';
-import { DEVICES, nativeForTests as native, randn, rng } from '../helpers.js';
+import { add, embedding, int8, matmul, memory, pagedAttention, synchronize, tensor, type Tensor } from '../../lib/index.js';
+import { compare, DEVICES, nativeForTests as native, quantizeTo, randn, rng } from '../helpers.js';
+import { attentionNaive, attentionRef } from '../reference/attention.js';
+import { matmulNaive, matmulRef } from '../reference/matmul.js';
 
 // fp64 dot product of row i of x [M,K] with row j of w [N,K].
 function dot(x: Float32Array, w: Float32Array, K: number, i: number, j: number): number {
@@ -48,6 +50,55 @@ describe('cpu compute does not block the event loop', () => {
       expect(Math.abs(y[i * N + j] - ref)).toBeLessThan(1e-3 * Math.sqrt(K) + 1e-4 * Math.abs(ref));
     }
     for (const t of [x, w, ...outs]) t.dispose();
+  });
+});
+
+describe('cpu pool jobs whose helper joins late or not at all', () => {
+  // Parallel loops and split attention hand chunks to whichever pool thread is free; a
+  // helper that arrives after the caller took every chunk skips the job (the caller does
+  // not wait for it). Back-to-back decode-sized ops, some after a pause long enough for
+  // the helper to fall asleep, with JS busy between them so it is sometimes descheduled:
+  // a lost chunk leaves poisoned NaN, a chunk boundary that depended on which thread ran
+  // it changes bits, a job freed under a late helper crashes the process.
+  it('every result is complete and bitwise equal to the first, which matches fp64', async () => {
+    const K = 512, N = 520, Hq = 8, Hkv = 2, D = 64, pageSize = 32, Sk = 416;
+    const xd = quantizeTo(randn(K, 31), 'f16'), wd = quantizeTo(randn(N * K, 32), 'f16');
+    const qd = quantizeTo(randn(Hq * D, 33), 'f16');
+    const kd = quantizeTo(randn(Sk * Hkv * D, 34), 'f16'), vd = quantizeTo(randn(Sk * Hkv * D, 35), 'f16');
+    const x = tensor(xd, [1, K], { dtype: 'f16' }), w = tensor(wd, [N, K], { dtype: 'f16' });
+    const w8 = int8.quantizeWeight(w);
+    const q = tensor(qd, [1, Hq, D], { dtype: 'f16' });
+    const kc = tensor(kd, [Sk / pageSize, pageSize, Hkv, D], { dtype: 'f16' });
+    const vc = tensor(vd, [Sk / pageSize, pageSize, Hkv, D], { dtype: 'f16' });
+    const table = tensor(Int32Array.from({ length: Sk / pageSize }, (_, i) => i), [1, Sk / pageSize]);
+    const lens = tensor(Int32Array.from([Sk]), [1]);
+    const r = rng(36);
+    const firsts: Float32Array[] = [];
+    let mismatches = 0;
+    for (let it = 0; it < 300; it++) {
+      const outs = [matmul(x, w), int8.matmul(x, w8), pagedAttention(q, kc, vc, table, lens).out];
+      if (r() < 0.5) {
+        await synchronize('cpu');
+        const until = performance.now() + r() * 0.3;
+        while (performance.now() < until);
+      }
+      const got = await Promise.all(outs.map((t) => t.toArray() as Promise<Float32Array>));
+      for (const t of outs) t.dispose();
+      if (it === 0) firsts.push(...got);
+      else for (let i = 0; i < 3; i++) if (got[i].some((v, j) => !Object.is(v, firsts[i][j]))) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+    for (const f of firsts) expect(f.every(Number.isFinite)).toBe(true);
+    // The first results against fp64 (FlashAttention rule for attention, twice the
+    // naive f16 GEMV's error for the matmul).
+    const mm = compare(firsts[0], matmulRef(xd, wd, undefined, 1, K, N));
+    const mmNaive = compare(matmulNaive(xd, wd, undefined, 1, K, N, 'f16'), matmulRef(xd, wd, undefined, 1, K, N));
+    expect(mm.maxAbs).toBeLessThanOrEqual(2 * mmNaive.maxAbs + 1e-5);
+    const shape = { B: 1, Sq: 1, Sk, Hq, Hkv, D, causal: false };
+    const at = compare(firsts[2], attentionRef(qd, kd, vd, shape).out);
+    const atNaive = compare(attentionNaive(qd, kd, vd, shape, 'f16'), attentionRef(qd, kd, vd, shape).out);
+    expect(at.maxAbs).toBeLessThanOrEqual(2 * atNaive.maxAbs + 1e-5);
+    for (const t of [x, w, w8, q, kc, vc, table, lens]) t.dispose();
   });
 });
 
