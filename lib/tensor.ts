@@ -34,8 +34,12 @@ export class Tensor {
     return this.shape.reduce((a, b) => a * b, 1);
   }
 
+  // Mirrors the handle's state (only dispose() below releases it) without a native call:
+  // every op checks its inputs, and the call cost ~150 ns a check.
+  private released = false;
+
   get disposed(): boolean {
-    return this.handle.isDisposed();
+    return this.released;
   }
 
   /** Bytes of device storage (numel × dtype size). */
@@ -91,6 +95,7 @@ export class Tensor {
   /** Releases this handle's reference to the storage (queued work keeps its own). */
   dispose(): void {
     this.handle.dispose();
+    this.released = true;
   }
 
   [Symbol.dispose](): void {
