@@ -59,13 +59,17 @@ describe('cpu pool jobs whose helper joins late or not at all', () => {
   // not wait for it). Back-to-back decode-sized ops, some after a pause long enough for
   // the helper to fall asleep, with JS busy between them so it is sometimes descheduled:
   // a lost chunk leaves poisoned NaN, a chunk boundary that depended on which thread ran
-  // it changes bits, a job freed under a late helper crashes the process.
+  // it changes bits, a job freed under a late helper crashes the process. A 16-row GEMM
+  // (a static job every thread must run) sits between them: a helper that skipped a
+  // job must still run the next one.
   it('every result is complete and bitwise equal to the first, which matches fp64', async () => {
     const K = 512, N = 520, Hq = 8, Hkv = 2, D = 64, pageSize = 32, Sk = 416;
     const xd = quantizeTo(randn(K, 31), 'f16'), wd = quantizeTo(randn(N * K, 32), 'f16');
     const qd = quantizeTo(randn(Hq * D, 33), 'f16');
     const kd = quantizeTo(randn(Sk * Hkv * D, 34), 'f16'), vd = quantizeTo(randn(Sk * Hkv * D, 35), 'f16');
     const x = tensor(xd, [1, K], { dtype: 'f16' }), w = tensor(wd, [N, K], { dtype: 'f16' });
+    const x16d = quantizeTo(randn(16 * K, 37), 'f16');
+    const x16 = tensor(x16d, [16, K], { dtype: 'f16' });
     const w8 = int8.quantizeWeight(w);
     const q = tensor(qd, [1, Hq, D], { dtype: 'f16' });
     const kc = tensor(kd, [Sk / pageSize, pageSize, Hkv, D], { dtype: 'f16' });
@@ -76,7 +80,7 @@ describe('cpu pool jobs whose helper joins late or not at all', () => {
     const firsts: Float32Array[] = [];
     let mismatches = 0;
     for (let it = 0; it < 300; it++) {
-      const outs = [matmul(x, w), int8.matmul(x, w8), pagedAttention(q, kc, vc, table, lens).out];
+      const outs = [matmul(x, w), int8.matmul(x, w8), pagedAttention(q, kc, vc, table, lens).out, matmul(x16, w)];
       if (r() < 0.5) {
         await synchronize('cpu');
         const until = performance.now() + r() * 0.3;
@@ -85,7 +89,7 @@ describe('cpu pool jobs whose helper joins late or not at all', () => {
       const got = await Promise.all(outs.map((t) => t.toArray() as Promise<Float32Array>));
       for (const t of outs) t.dispose();
       if (it === 0) firsts.push(...got);
-      else for (let i = 0; i < 3; i++) if (got[i].some((v, j) => !Object.is(v, firsts[i][j]))) mismatches++;
+      else for (let i = 0; i < outs.length; i++) if (got[i].some((v, j) => !Object.is(v, firsts[i][j]))) mismatches++;
     }
     expect(mismatches).toBe(0);
     for (const f of firsts) expect(f.every(Number.isFinite)).toBe(true);
@@ -94,11 +98,14 @@ describe('cpu pool jobs whose helper joins late or not at all', () => {
     const mm = compare(firsts[0], matmulRef(xd, wd, undefined, 1, K, N));
     const mmNaive = compare(matmulNaive(xd, wd, undefined, 1, K, N, 'f16'), matmulRef(xd, wd, undefined, 1, K, N));
     expect(mm.maxAbs).toBeLessThanOrEqual(2 * mmNaive.maxAbs + 1e-5);
+    const gm = compare(firsts[3], matmulRef(x16d, wd, undefined, 16, K, N));
+    const gmNaive = compare(matmulNaive(x16d, wd, undefined, 16, K, N, 'f16'), matmulRef(x16d, wd, undefined, 16, K, N));
+    expect(gm.maxAbs).toBeLessThanOrEqual(2 * gmNaive.maxAbs + 1e-5);
     const shape = { B: 1, Sq: 1, Sk, Hq, Hkv, D, causal: false };
     const at = compare(firsts[2], attentionRef(qd, kd, vd, shape).out);
     const atNaive = compare(attentionNaive(qd, kd, vd, shape, 'f16'), attentionRef(qd, kd, vd, shape).out);
     expect(at.maxAbs).toBeLessThanOrEqual(2 * atNaive.maxAbs + 1e-5);
-    for (const t of [x, w, w8, q, kc, vc, table, lens]) t.dispose();
+    for (const t of [x, x16, w, w8, q, kc, vc, table, lens]) t.dispose();
   });
 });
 
