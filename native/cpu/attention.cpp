@@ -284,8 +284,9 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
         },
         [&](const PrefillTask&, int64_t tok, int64_t h, float value) { lse_out[tok * Hq + h] = value; });
   const int threads = cpu_pool().size();
-  // A task is one split of one sequence over every kv head at once: each cached token
-  // row (Hkv·D contiguous elements) is then read in order, once. Splits are whole key
+  // A task is one split of one sequence over every kv head at once (unless there are
+  // fewer splits than threads: see hgroups): each cached token row (Hkv·D contiguous
+  // elements) is then read in order, once. Splits are whole key
   // tiles. Auto: the batch's tiles shared out in `threads` equal chunks (at least 4
   // tiles each), each sequence split into as many as it fills: one split per thread for
   // one long sequence, none for many short ones, a long one beside short ones split so
@@ -321,10 +322,23 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   // The lambdas below run on pool threads: they must not name the thread_locals.
   float* const part_o_p = part_o.data();
   float* const part_lse_p = part_lse.data();
-  std::vector<std::pair<int64_t, int>> tasks;
-  tasks.reserve(size_t(nparts));
+  // Fewer parts than threads (short sequences: a part is at least 4 key tiles): each part
+  // is also split over kv heads, contiguous groups of them (heads are independent: the
+  // same arithmetic per head). Hq = 32, Hkv = 8, D = 128, f16, 2 threads: Sk = 128 40-41
+  // -> 28-29 µs a call, Sk = 64 21-22 -> 15-20.
+  const int hgroups = nparts > 0 && nparts < threads && Hkv > 1
+                          ? int(std::min<int64_t>(Hkv, (threads + nparts - 1) / nparts))
+                          : 1;
+  struct DecodeTask {
+    int64_t t;
+    int split, group;
+  };
+  std::vector<DecodeTask> tasks;
+  tasks.reserve(size_t(nparts * hgroups));
   for (int64_t t = 0; t < T; ++t)
-    for (int s = 0; s < splits[size_t(t)]; ++s) tasks.emplace_back(t, s);
+    for (int s = 0; s < splits[size_t(t)]; ++s)
+      for (int g = 0; g < hgroups; ++g) tasks.push_back({t, s, g});
+  const int64_t ntasks = int64_t(tasks.size());
   const int dt = dtype_code(q.dtype);
   auto* kernel = by_isa(isa_avx512::attend_decode, isa_avx2::attend_decode, isa_scalar::attend_decode);
   const int64_t kernel_floats = attn_decode_scratch_floats(Hq, D);
@@ -340,11 +354,11 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   for (int64_t t = 0; t < T; ++t)
     if (splits[size_t(t)] > 1 || (lse_out && splits[size_t(t)] == 1)) to_combine.push_back(t);
   const int64_t ncombine = int64_t(to_combine.size()) * cgroups;
-  if (nparts + ncombine == 0) return;
-  run_tasks(nparts + ncombine, kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
-    if (ti >= nparts) {
-      const int64_t t = to_combine[size_t((ti - nparts) / cgroups)], h0 = (ti - nparts) % cgroups * kCombineHeads;
-      while (done[size_t(t)].load(std::memory_order_acquire) < splits[size_t(t)]) {
+  if (ntasks + ncombine == 0) return;
+  run_tasks(ntasks + ncombine, kernel_floats + 6 * int64_t(Hq), [&](int64_t ti, float* scratch) {
+    if (ti >= ntasks) {
+      const int64_t t = to_combine[size_t((ti - ntasks) / cgroups)], h0 = (ti - ntasks) % cgroups * kCombineHeads;
+      while (done[size_t(t)].load(std::memory_order_acquire) < splits[size_t(t)] * hgroups) {
 #if defined(__x86_64__)
         __builtin_ia32_pause();
 #endif
@@ -354,7 +368,9 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      std::min<int64_t>(Hq, h0 + kCombineHeads), Hq, D, out, lse_out);
       return;
     }
-    const auto [t, split] = tasks[size_t(ti)];
+    const auto [t, split, group] = tasks[size_t(ti)];
+    const int g0 = Hkv * group / hgroups, g1 = Hkv * (group + 1) / hgroups, G = Hq / Hkv;
+    const int r0 = g0 * G, rows = (g1 - g0) * G;  // this task's q heads
     const int64_t len = lens[t], ns = splits[size_t(t)], f = first(t);
     const int64_t tiles = (len - f + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
     const int64_t k0 = f + tiles * split / ns * kAttnDecodeKeys, k1 = std::min(len, f + tiles * (split + 1) / ns * kAttnDecodeKeys);
@@ -363,23 +379,24 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     auto* orows = reinterpret_cast<void**>(tail + 2 * Hq);
     auto* last = reinterpret_cast<int64_t*>(tail + 4 * Hq);
     const int64_t part = part_base[size_t(t)] + split;
-    // Row h is q head h: head-major over kv heads, as the kernel expects.
-    for (int h = 0; h < Hq; ++h) {
-      qrows[h] = q.data<char>() + (size_t(t) * Hq + size_t(h)) * D * es;
-      orows[h] = ns > 1 ? static_cast<void*>(part_o_p + (size_t(part) * Hq + size_t(h)) * D)
-                        : static_cast<void*>(out.data<char>() + (size_t(t) * Hq + size_t(h)) * D * es);
-      last[h] = len - 1;
+    // Row i is q head r0 + i: head-major over kv heads, as the kernel expects.
+    for (int i = 0; i < rows; ++i) {
+      const size_t h = size_t(r0 + i);
+      qrows[i] = q.data<char>() + (size_t(t) * Hq + h) * D * es;
+      orows[i] = ns > 1 ? static_cast<void*>(part_o_p + (size_t(part) * Hq + h) * D)
+                        : static_cast<void*>(out.data<char>() + (size_t(t) * Hq + h) * D * es);
+      last[i] = len - 1;
     }
     AttnRowsJob job;
     job.dtype = dt;
     job.D = D;
     job.scale_log2 = scale_log2;
-    job.rows = Hq;
-    job.heads = Hkv;
+    job.rows = rows;
+    job.heads = g1 - g0;
     job.q = qrows;
     job.last_key = last;
-    job.k.base = k_cache.data<char>();
-    job.v.base = v_cache.data<char>();
+    job.k.base = k_cache.data<char>() + int64_t(g0) * D * int64_t(es);
+    job.v.base = v_cache.data<char>() + int64_t(g0) * D * int64_t(es);
     job.k.stride = job.v.stride = row_bytes;
     job.k.pages = job.v.pages = table + t * max_pages;
     job.k.page_size = job.v.page_size = page_size;
@@ -387,7 +404,7 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     job.k_end = k1;
     job.out_dtype = ns > 1 ? 0 : dt;
     job.out = orows;
-    job.lse2 = part_lse_p + size_t(part) * Hq;
+    job.lse2 = part_lse_p + size_t(part) * Hq + r0;
     kernel(job, scratch);
     done[size_t(t)].fetch_add(1, std::memory_order_release);
   });

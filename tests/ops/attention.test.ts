@@ -225,8 +225,9 @@ function pagedSetup(lens: number[], pageSize: number, Hkv: number, D: number, dt
  * fp64 reference. 700 splits: more than any row has keys (empty splits), and more than
  * the CUDA combine kernel stages at once (512).
  */
-async function checkPaged(device: string, dtype: FloatDType, pageSize: number, D: number, Hq: number, Hkv: number) {
-  const lens = [1, 339, 0, 700, 64];
+async function checkPaged(
+  device: string, dtype: FloatDType, pageSize: number, D: number, Hq: number, Hkv: number, lens = [1, 339, 0, 700, 64],
+) {
   const T = lens.length;
   const p = pagedSetup(lens, pageSize, Hkv, D, dtype, pageSize + D);
   const q = quantizeTo(randn(T * Hq * D, 5), dtype);
@@ -394,6 +395,15 @@ describe.each(DEVICES)('pagedAttention on %s', (device) => {
       [8, 200, 4, 2],
     ])('pageSize=%i D=%i Hq=%i Hkv=%i: equals the contiguous op, split-KV equals no split', async (pageSize, D, Hq, Hkv) => {
       await checkPaged(device, dtype, pageSize, D, Hq, Hkv);
+    });
+    // One short sequence is one key split: on the cpu its kv heads are then shared out
+    // over the threads in contiguous groups (uneven when Hkv = 3 or 5).
+    it.each([
+      [16, 64, 8, 4, 37],
+      [32, 80, 9, 3, 128],
+      [8, 48, 5, 5, 100],
+    ])('pageSize=%i D=%i Hq=%i Hkv=%i, one sequence of %i keys: equals the contiguous op', async (pageSize, D, Hq, Hkv, len) => {
+      await checkPaged(device, dtype, pageSize, D, Hq, Hkv, [len]);
     });
   });
 
