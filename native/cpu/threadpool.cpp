@@ -44,7 +44,15 @@ inline void spin_pause() {
 }
 }  // namespace
 
-void ThreadPool::publish(const std::function<void(int, int)>& fn, bool shared) {
+void ThreadPool::run(const std::function<void(int, int)>& fn) { run_job(fn, false); }
+
+void ThreadPool::run_shared(const std::function<void(int, int)>& fn) { run_job(fn, true); }
+
+void ThreadPool::run_job(const std::function<void(int, int)>& fn, bool shared) {
+  if (n_ == 1) {
+    fn(0, 1);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lk(mu_);
     job_ = &fn;
@@ -56,25 +64,11 @@ void ThreadPool::publish(const std::function<void(int, int)>& fn, bool shared) {
     admit_.store((gen & 0xffffffffu) << 32 | (shared ? 0 : kClosed), std::memory_order_release);
   }
   if (sleepers_.load(std::memory_order_relaxed)) cv_.notify_all();
-}
-
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-  if (n_ == 1) {
-    fn(0, 1);
+  fn(0, n_);
+  if (!shared) {
+    while (remaining_.load(std::memory_order_acquire) != 0) spin_pause();
     return;
   }
-  publish(fn, false);
-  fn(0, n_);
-  while (remaining_.load(std::memory_order_acquire) != 0) spin_pause();
-}
-
-void ThreadPool::run_shared(const std::function<void(int, int)>& fn) {
-  if (n_ == 1) {
-    fn(0, 1);
-    return;
-  }
-  publish(fn, true);
-  fn(0, n_);
   // All work is claimed: admit no one else, then wait for the helpers inside fn (they
   // finish what they claimed; their writes are released by the decrement).
   admit_.fetch_or(kClosed, std::memory_order_acq_rel);

@@ -43,7 +43,7 @@ class ThreadPool {
   bool shared_ = false;
   // run_shared's admission word: generation (low 32 bits) << 32 | kClosed | helpers in fn.
   std::atomic<uint64_t> admit_{0};
-  void publish(const std::function<void(int, int)>& fn, bool shared);
+  void run_job(const std::function<void(int, int)>& fn, bool shared);
   std::atomic<int> sleepers_{0};
   bool stop_ = false;
 };
