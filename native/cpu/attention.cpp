@@ -286,13 +286,13 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   const int threads = cpu_pool().size();
   // A task is one split of one sequence over every kv head at once (unless there are
   // fewer splits than threads: see hgroups): each cached token row (Hkv·D contiguous
-  // elements) is then read in order, once. Splits are whole key
-  // tiles. Auto: the batch's tiles shared out in `threads` equal chunks (at least 4
-  // tiles each), each sequence split into as many as it fills: one split per thread for
-  // one long sequence, none for many short ones, a long one beside short ones split so
-  // no thread is left with it alone. Every split costs its own Q setup, partial output
-  // and combine: Sk = 1024 with 2 threads, 8 splits (4 per thread, the old rule) took
-  // 121 µs, 2 splits 113.
+  // elements) is then read in order, once. Splits are whole key tiles. Auto: the
+  // batch's tiles shared out in `threads` equal chunks (at least 4 tiles each), each
+  // sequence split into as many as it fills: one split per thread for one long
+  // sequence, none for many short ones, a long one beside short ones split so no thread
+  // is left with it alone. Every split costs its own Q setup, partial output and
+  // combine: Sk = 1024 with 2 threads, 8 splits (4 per thread, the old rule) took 121 µs,
+  // 2 splits 113.
   std::vector<int> splits(static_cast<size_t>(T));
   std::vector<int64_t> part_base(size_t(T) + 1, 0);
   // Keys a row sees: [first(t), lens[t]) — all of them, or the last p.window (sliding window).
